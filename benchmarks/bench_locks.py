@@ -1,0 +1,124 @@
+"""Traced/raw cost ratios of the primitives, measured side by side in one run.
+
+    python benchmarks/bench_locks.py            # full run (about a minute)
+    python benchmarks/bench_locks.py --quick    # fewer rounds
+
+Each case runs the raw stdlib statement and the traced one in alternating rounds; the figure is the
+median of the per-round ratios, so drift in machine speed hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading as std
+import time
+import timeit
+
+import tracedthreading
+
+# (case, raw statement, traced statement, target ratio, "higher" if bigger is better)
+CASES = [
+    ("with Lock (uncontended)", "with raw_lock: pass", "with tr_lock: pass", 3.0, "lower"),
+    ("with RLock (uncontended)", "with raw_rlock: pass", "with tr_rlock: pass", 3.0, "lower"),
+    ("Lock acquire()/release()", "raw_lock.acquire(); raw_lock.release()",
+     "tr_lock.acquire(); tr_lock.release()", 5.0, "lower"),
+    ("RLock re-entry (depth 2)", "with raw_rlock:\n with raw_rlock: pass",
+     "with tr_rlock:\n with tr_rlock: pass", None, "lower"),
+    ("nested with, 2 locks", "with raw_a:\n with raw_b: pass", "with tr_a:\n with tr_b: pass", 3.8, "lower"),
+    ("nested with, 4 locks", "with raw_a:\n with raw_b:\n  with raw_c:\n   with raw_d: pass",
+     "with tr_a:\n with tr_b:\n  with tr_c:\n   with tr_d: pass", None, "lower"),
+    ("create a Lock", "raw_factory()", "tr_factory()", 10.0, "lower"),
+    ("with Lock, tracing off (enabled=False)", "with raw_lock: pass", "with off_lock: pass", 1.3, "lower"),
+]
+
+
+def _namespace() -> dict[str, object]:
+    tracedthreading.configure(enabled=False)
+    off_lock = tracedthreading.Lock()
+    tracedthreading.configure(enabled=True)
+    return {
+        "raw_lock": std.Lock(), "tr_lock": tracedthreading.Lock(name="bench"),
+        "raw_rlock": std.RLock(), "tr_rlock": tracedthreading.RLock(name="bench-r"),
+        "raw_a": std.Lock(), "raw_b": std.Lock(), "raw_c": std.Lock(), "raw_d": std.Lock(),
+        "tr_a": tracedthreading.Lock(name="a"), "tr_b": tracedthreading.Lock(name="b"),
+        "tr_c": tracedthreading.Lock(name="c"), "tr_d": tracedthreading.Lock(name="d"),
+        "raw_factory": std.Lock, "tr_factory": tracedthreading.Lock, "off_lock": off_lock,
+    }
+
+
+def paired(raw: str, traced: str, ns: dict[str, object], rounds: int, number: int) -> tuple[float, float, float]:
+    """(raw ns/op, traced ns/op, median ratio) over alternating rounds."""
+    raws, traces, ratios = [], [], []
+    for i in range(rounds):
+        order = (raw, traced) if i % 2 == 0 else (traced, raw)
+        times = {stmt: timeit.timeit(stmt, number=number, globals=ns) / number * 1e9 for stmt in order}
+        raws.append(times[raw])
+        traces.append(times[traced])
+        ratios.append(times[traced] / times[raw])
+    return statistics.median(raws), statistics.median(traces), statistics.median(ratios)
+
+
+def contended(factory: object, threads: int = 4, seconds: float = 0.4) -> float:
+    """Acquisitions per second of one lock hammered by ``threads`` threads."""
+    lock = factory()  # type: ignore[operator]
+    stop = time.perf_counter() + seconds
+    counts = [0] * threads
+
+    def worker(index: int) -> None:
+        n = 0
+        while time.perf_counter() < stop:
+            for _ in range(100):
+                with lock:
+                    n += 1
+        counts[index] = n
+
+    pool = [std.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sum(counts) / seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (noisier)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    rounds, number = (9, 20_000) if args.quick else (31, 50_000)
+    ns = _namespace()
+    rows = []
+    for case, raw, traced, target, _ in CASES:
+        raw_ns, traced_ns, ratio = paired(raw, traced, ns, rounds, number)
+        rows.append({"case": case, "raw_ns": raw_ns, "traced_ns": traced_ns, "ratio": ratio, "target": target,
+                     "ok": target is None or ratio <= target})
+    ratios = []
+    for i in range(5 if args.quick else 11):
+        pair = (std.Lock, tracedthreading.Lock) if i % 2 == 0 else (tracedthreading.Lock, std.Lock)
+        rates = {f: contended(f) for f in pair}
+        ratios.append(rates[tracedthreading.Lock] / rates[std.Lock])
+    ratio = statistics.median(ratios)
+    rows.append({"case": "contended throughput, 4 threads (traced/raw, higher is better)", "raw_ns": None,
+                 "traced_ns": None, "ratio": ratio, "target": 0.8, "ok": ratio >= 0.8})
+    print(f"Python {sys.version.split()[0]} on {os.uname().machine}, {rounds} alternating rounds per case\n")
+    print(f"| {'case':<62} | {'raw ns':>7} | {'traced ns':>9} | {'ratio':>6} | {'target':>7} |")
+    print(f"|{'-' * 64}|{'-' * 9}|{'-' * 11}|{'-' * 8}|{'-' * 9}|")
+    for row in rows:
+        raw_s = f"{row['raw_ns']:.0f}" if row["raw_ns"] is not None else "-"
+        tr_s = f"{row['traced_ns']:.0f}" if row["traced_ns"] is not None else "-"
+        sign = ">=" if "higher" in row["case"] else "<="
+        tgt = f"{sign}{row['target']}" if row["target"] is not None else "-"
+        mark = "" if row["ok"] else "  MISSED"
+        print(f"| {row['case']:<62} | {raw_s:>7} | {tr_s:>9} | {row['ratio']:>5.2f}x | {tgt:>7} |{mark}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(rows, stream, indent=1)
+    return 0 if all(row["ok"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

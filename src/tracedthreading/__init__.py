@@ -1,0 +1,125 @@
+"""tracedthreading: ``import tracedthreading as threading`` and find out why your threads wait.
+
+Every public name of the stdlib ``threading`` module is here. Lock, RLock, Condition, Semaphore,
+BoundedSemaphore, Event, Barrier, Timer and Thread are traced drop-ins; the rest are the stdlib's own
+objects. The additions (:func:`snapshot`, :func:`reset`, :func:`configure`, :func:`forget`, the value
+objects and :class:`LockOrderError`) are listed in ``__all__`` after the threading names.
+"""
+
+from __future__ import annotations
+
+import os as _os
+import threading as _std
+from typing import Any as _Any
+
+from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _sync
+from tracedthreading._config import configure as _configure
+from tracedthreading._lockorder import LockOrderError
+from tracedthreading._primitives import Lock, RLock
+from tracedthreading._sync import Barrier, BoundedSemaphore, Condition, Event, Semaphore, Thread, Timer
+from tracedthreading.snapshot import (
+    DeadlockReport,
+    DeadlockThread,
+    Inversion,
+    LockStats,
+    OrderEdge,
+    Snapshot,
+    snapshot,
+)
+
+__version__ = "0.1.0"
+
+_TRACED = {
+    "Barrier": Barrier,
+    "BoundedSemaphore": BoundedSemaphore,
+    "Condition": Condition,
+    "Event": Event,
+    "Lock": Lock,
+    "RLock": RLock,
+    "Semaphore": Semaphore,
+    "Thread": Thread,
+    "Timer": Timer,
+}
+for _cls in _TRACED.values():
+    _cls.__module__ = __name__
+
+# The rest of threading's public API, as the stdlib's own objects (the set differs by version).
+_THREADING_NAMES = sorted(set(_std.__all__) | {"get_ident", "get_native_id", "main_thread", "TIMEOUT_MAX",
+                                               "excepthook", "local", "settrace", "setprofile", "stack_size"})
+for _name in _THREADING_NAMES:
+    if _name not in _TRACED and hasattr(_std, _name):
+        globals()[_name] = getattr(_std, _name)
+__excepthook__ = getattr(_std, "__excepthook__", None)
+
+_ADDITIONS = [
+    "DeadlockReport",
+    "DeadlockThread",
+    "Inversion",
+    "LockOrderError",
+    "LockStats",
+    "OrderEdge",
+    "Snapshot",
+    "configure",
+    "forget",
+    "reset",
+    "snapshot",
+]
+__all__ = sorted({name for name in _THREADING_NAMES if name in globals()} | set(_ADDITIONS))
+
+
+def configure(**settings: _Any) -> dict[str, _Any]:
+    """Change settings (see the README's configuration table); returns the previous values.
+
+    Unknown names raise ``TypeError``; bad values raise ``ValueError`` naming the setting and the value.
+    ``enabled=False`` makes primitives created afterwards the raw stdlib ones (zero overhead).
+    """
+    return _configure(**settings)
+
+
+def reset() -> None:
+    """Clear every statistic, the lock-order graph, inversions and deadlock reports."""
+    _stats.reset()
+    _lockorder.reset()
+    _deadlock.reset()
+    _sync.reset_blocking_sites()
+
+
+def forget(lock: _Any) -> None:
+    """Drop ``lock``'s lock-order history (its edges and any pending gated cycle through it)."""
+    if not hasattr(lock, "_key"):
+        msg = f"forget() needs a tracedthreading primitive, got {type(lock).__name__}"
+        raise TypeError(msg)
+    _lockorder.forget(lock)
+
+
+# -- the off switch: when disabled, the module's factories are the stdlib's (accepting name=) ----------
+
+
+def _raw_lock(*, name: str | None = None) -> _Any:
+    return _std._allocate_lock()  # type: ignore[attr-defined]
+
+
+def _raw(factory: _Any) -> _Any:
+    def make(*args: _Any, name: str | None = None, **kwargs: _Any) -> _Any:
+        return factory(*args, **kwargs)
+
+    make.__name__ = make.__qualname__ = factory.__name__
+    make.__doc__ = factory.__doc__
+    return make
+
+
+_RAW = {name: _raw(getattr(_std, name)) for name in _TRACED if name != "Lock"}
+_RAW["Lock"] = _raw_lock
+
+
+def _apply_enabled() -> None:
+    table = _TRACED if _config.CONFIG.enabled else _RAW
+    globals().update(table)
+
+
+_config._listeners.append(_apply_enabled)
+_config.load_env()
+if _os.environ.get("TRACEDTHREADING_SUPPRESSIONS"):
+    _lockorder.load_suppressions(_os.environ["TRACEDTHREADING_SUPPRESSIONS"])
+_apply_enabled()
+del _cls, _name

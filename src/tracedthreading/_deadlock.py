@@ -1,0 +1,166 @@
+"""Real deadlocks and very long waits, checked by the thread that is about to block.
+
+Before blocking, a thread records what it waits for (``Held.waiting``) and follows the wait-for chain:
+lock -> holding thread -> the lock that thread waits for -> ... If the chain comes back to the caller,
+every thread on it is blocked for good: ``deadlock.detected`` is emitted at once, with each thread's
+holdings and current stack. The wait itself runs in slices of ``wait_long_threshold`` so a wait that
+goes on too long is reported (``lock.wait_long``) without any watchdog thread.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+from time import perf_counter_ns as _clock
+from typing import Any
+
+from tracedthreading import _config, _events, _stats, _threads
+from tracedthreading.snapshot import DeadlockReport, DeadlockThread
+
+__all__ = ["blocking_acquire", "deadlocks", "reset"]
+
+_CONFIG = _config.CONFIG
+_lock = _thread.allocate_lock()
+_reports: list[DeadlockReport] = []
+_seen: set[frozenset[tuple[int, int]]] = set()
+_self_waits: set[str] = set()
+_MAX_CHAIN = 1000
+context = ""  # set by the pytest plugin: the test that is running
+
+
+def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float) -> tuple[bool, int]:
+    """Block on ``lock``'s raw lock (``timeout`` as in ``acquire``); returns (acquired, waited ns)."""
+    start = _clock()
+    held.waiting = lock
+    held.waiting_since = start
+    try:
+        if holder is held:
+            _report_self_wait(lock)
+        else:
+            _check_cycle(lock, held)
+        got = _wait_sliced(lock, held, holder, timeout, start)
+    finally:
+        held.waiting = None
+    return got, _clock() - start
+
+
+def _wait_sliced(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float, start: int) -> bool:
+    acquire = lock._acq
+    slice_ = _CONFIG.wait_long_threshold
+    if slice_ is None or (timeout != -1 and timeout <= slice_):
+        return bool(acquire(True, timeout))
+    if acquire(True, slice_):
+        return True
+    _report_wait_long(lock, held, start)
+    if timeout == -1:
+        return bool(acquire(True, -1))
+    remaining = timeout - (_clock() - start) / 1e9
+    return bool(acquire(True, max(remaining, 0.0)))
+
+
+def _report_self_wait(lock: Any) -> None:
+    site = lock.site
+    if site in _self_waits:
+        return
+    _self_waits.add(site)
+    fields = _fields(lock)
+    fields["stack"] = _threads.caller_stack(_CONFIG.stack_depth, 2)
+    _events.emit(_events.LOCK_SELF_WAIT, "warning", fields)
+
+
+def _check_cycle(lock: Any, held: _threads.Held) -> None:
+    """Follow lock -> holder -> awaited lock ...; a chain back to ``held`` is a deadlock."""
+    chain: list[tuple[_threads.Held, Any]] = [(held, lock)]
+    current = lock
+    for _ in range(_MAX_CHAIN):
+        owner = current._holder
+        if owner is None:
+            return
+        if owner is held:
+            _report_deadlock(chain)
+            return
+        waiting = owner.waiting
+        if waiting is None or getattr(waiting, "_holder", None) is None:
+            return
+        chain.append((owner, waiting))
+        current = waiting
+
+
+def _report_deadlock(chain: list[tuple[_threads.Held, Any]]) -> None:
+    ident = frozenset((held.ident, lock._key) for held, lock in chain)
+    with _lock:
+        if ident in _seen:
+            return
+        _seen.add(ident)
+    threads = []
+    for held, lock in chain:
+        holds = tuple(_name_of_key(key) for key in list(held))
+        stack = tuple(_threads.thread_stack(held.ident, _CONFIG.stack_depth))
+        if held.ident == _thread.get_ident():
+            stack = tuple(_threads.caller_stack(_CONFIG.stack_depth, 3))
+        threads.append(DeadlockThread(
+            thread=_threads.thread_name(held.ident), thread_id=held.ident, holds=holds,
+            waits_for=lock.name, stack=stack,
+        ))
+    report = DeadlockReport(threads=tuple(threads), context=context)
+    with _lock:
+        _reports.append(report)
+    first = chain[0][1]
+    fields = _fields(first)
+    fields["threads"] = [
+        {"thread": t.thread, "thread_id": t.thread_id, "holds": list(t.holds), "waits_for": t.waits_for,
+         "stack": list(t.stack)}
+        for t in threads
+    ]
+    fields["report"] = str(report)
+    if context:
+        fields["context"] = context
+    _events.emit(_events.DEADLOCK_DETECTED, "critical", fields)
+
+
+def _report_wait_long(lock: Any, held: _threads.Held, start: int) -> None:
+    holder = lock._holder
+    fields = _fields(lock)
+    fields.update(
+        wait=(_clock() - start) / 1e9,
+        holder=_threads.thread_name(holder.ident) if holder is not None else None,
+        holder_id=holder.ident if holder is not None else None,
+        stack=_threads.caller_stack(_CONFIG.stack_depth, 3),
+        holder_stack=_threads.thread_stack(holder.ident, _CONFIG.stack_depth) if holder is not None else [],
+    )
+    _events.emit(_events.LOCK_WAIT_LONG, "warning", fields)
+
+
+def _fields(lock: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"lock": lock.name, "kind": lock._kind}
+    fields.update(_events.thread_fields())
+    return fields
+
+
+def _name_of_key(key: int) -> str:
+    ref = _stats._live.get(key)
+    lock = ref() if ref is not None else None
+    return lock.name if lock is not None else f"<dead lock {key}>"
+
+
+def deadlocks() -> tuple[DeadlockReport, ...]:
+    """Every deadlock detected since the last reset."""
+    with _lock:
+        return tuple(_reports)
+
+
+def reset() -> None:
+    """Forget detected deadlocks and self-wait sites."""
+    with _lock:
+        _reports.clear()
+        _seen.clear()
+        _self_waits.clear()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = _thread.allocate_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,217 @@
+"""Per-lock statistics: the registry of live primitives, folding of dead ones, log-scaled histograms.
+
+Counters live in each primitive's own slots and are only written while that primitive is held (or
+under :data:`lock` for the rare paths that are not), so they are exact without a lock on the hot path.
+Durations are kept as integer nanoseconds and converted to float seconds in the snapshot. A primitive
+that dies hands its counters to :func:`retire`, which queues them; :func:`drain` folds the queue into
+per-name aggregates, so memory is bounded by the number of names, not of instances ever created.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import weakref
+from typing import Any
+
+__all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "register", "retire"]
+
+#: Histogram bucket ``i`` counts durations ``d`` (in ns) with ``d.bit_length() == i``: [2**(i-1), 2**i).
+HIST_BUCKETS = 64
+
+lock = _thread.allocate_lock()  # guards _live/_folded/_instances mutation by drain/reset; raw, never traced
+_live: dict[int, weakref.ref[Any]] = {}
+_dead: list[Counters] = []
+_folded: dict[tuple[str, str], Counters] = {}
+_instances: dict[tuple[str, str], int] = {}
+_DRAIN_AT = 4096
+
+
+class Counters:
+    """Mutable statistics of one primitive (or of a name's dead instances, folded)."""
+
+    __slots__ = (
+        "acquisitions",
+        "blockers",
+        "broken",
+        "contentions",
+        "failures",
+        "hold_hist",
+        "hold_max",
+        "hold_total",
+        "kind",
+        "name",
+        "reentries",
+        "timeouts",
+        "wait_hist",
+        "wait_max",
+        "wait_total",
+    )
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.acquisitions = 0
+        self.reentries = 0
+        self.contentions = 0
+        self.timeouts = 0
+        self.failures = 0
+        self.broken = 0
+        self.wait_total = 0
+        self.wait_max = 0
+        self.hold_total = 0
+        self.hold_max = 0
+        self.wait_hist: list[int] | None = None
+        self.hold_hist: list[int] | None = None
+        self.blockers: dict[str, int] | None = None
+
+    def add(self, other: Counters) -> None:
+        """Fold ``other`` into this record."""
+        self.acquisitions += other.acquisitions
+        self.reentries += other.reentries
+        self.contentions += other.contentions
+        self.timeouts += other.timeouts
+        self.failures += other.failures
+        self.broken += other.broken
+        self.wait_total += other.wait_total
+        self.hold_total += other.hold_total
+        self.wait_max = max(self.wait_max, other.wait_max)
+        self.hold_max = max(self.hold_max, other.hold_max)
+        self.wait_hist = merge_hist(self.wait_hist, other.wait_hist)
+        self.hold_hist = merge_hist(self.hold_hist, other.hold_hist)
+        if other.blockers:
+            mine = self.blockers if self.blockers is not None else {}
+            for thread, count in other.blockers.items():
+                mine[thread] = mine.get(thread, 0) + count
+            self.blockers = mine
+
+
+def new_hist() -> list[int]:
+    """An empty log2 histogram."""
+    return [0] * HIST_BUCKETS
+
+
+def record(hist: list[int] | None, duration_ns: int) -> list[int]:
+    """Count one duration into ``hist`` (created when None); returns the histogram."""
+    if hist is None:
+        hist = new_hist()
+    hist[min(duration_ns.bit_length(), HIST_BUCKETS - 1)] += 1
+    return hist
+
+
+def merge_hist(a: list[int] | None, b: list[int] | None) -> list[int] | None:
+    """Element-wise sum; None stands for an empty histogram."""
+    if b is None:
+        return None if a is None else list(a)
+    if a is None:
+        return list(b)
+    return [x + y for x, y in zip(a, b)]
+
+
+def percentile(hist: list[int] | None, fraction: float) -> float:
+    """The ``fraction`` quantile in seconds, estimated as the geometric middle of its bucket."""
+    if not hist:
+        return 0.0
+    total = sum(hist)
+    if total == 0:
+        return 0.0
+    rank = fraction * total
+    seen = 0
+    for index, count in enumerate(hist):
+        seen += count
+        if count and seen >= rank:
+            if index == 0:
+                return 0.0
+            low = 1 << (index - 1)
+            return (low * 1.4142135623730951) / 1e9
+    return 0.0
+
+
+def register(key: int, primitive: Any, name: str | None, kind: str) -> None:
+    """Remember a new primitive weakly, by key; counts the instance against its name lazily."""
+    _live[key] = weakref.ref(primitive)
+
+
+def retire(counters: Counters, key: int) -> None:
+    """Queue a dead primitive's counters (called from ``__del__``: never blocks, never raises)."""
+    _dead.append(counters)
+    _live.pop(key, None)
+    if len(_dead) >= _DRAIN_AT and lock.acquire(False):
+        try:
+            _drain_locked()
+        finally:
+            lock.release()
+
+
+def _drain_locked() -> None:
+    while _dead:
+        counters = _dead.pop()
+        ident = (counters.name, counters.kind)
+        folded = _folded.get(ident)
+        if folded is None:
+            folded = _folded[ident] = Counters(*ident)
+        folded.add(counters)
+        _instances[ident] = _instances.get(ident, 0) + 1
+
+
+def drain() -> None:
+    """Fold every queued dead primitive into the per-name aggregates."""
+    with lock:
+        _drain_locked()
+
+
+def live() -> list[Any]:
+    """Every live traced primitive (strong references: the caller drops them soon)."""
+    refs = list(_live.values())
+    out = []
+    for ref in refs:
+        primitive = ref()
+        if primitive is not None:
+            out.append(primitive)
+    return out
+
+
+def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
+    """Aggregate folded and live counters by (name, kind): ``{(name, kind): (counters, instances)}``."""
+    with lock:
+        _drain_locked()
+        merged: dict[tuple[str, str], tuple[Counters, int]] = {}
+        for ident, folded in _folded.items():
+            total = Counters(*ident)
+            total.add(folded)
+            merged[ident] = (total, _instances.get(ident, 0))
+    for primitive in live():
+        try:
+            counters = primitive._counters()
+        except Exception:  # noqa: BLE001 - a primitive being torn down
+            continue
+        ident = (counters.name, counters.kind)
+        entry = merged.get(ident)
+        if entry is None:
+            merged[ident] = (counters, 1)
+        else:
+            entry[0].add(counters)
+            merged[ident] = (entry[0], entry[1] + 1)
+    return merged
+
+
+def reset() -> None:
+    """Forget folded statistics and zero every live primitive's counters."""
+    with lock:
+        _dead.clear()
+        _folded.clear()
+        _instances.clear()
+    for primitive in live():
+        try:
+            primitive._reset_counters()
+        except Exception:  # noqa: BLE001
+            continue
+
+
+def _after_fork_in_child() -> None:
+    global lock
+    lock = _thread.allocate_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

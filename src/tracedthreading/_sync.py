@@ -1,0 +1,354 @@
+"""Condition, Semaphore, BoundedSemaphore, Event, Barrier, Timer and Thread, measured.
+
+Each subclasses its stdlib twin (so ``isinstance`` checks, private attributes and behaviour are the
+stdlib's own) and wraps only the calls that wait, to time them. Their internal condition variables stay
+raw stdlib objects: the waiting they do is measured here, once, not again as lock traffic. Counters are
+updated under the stats lock: these calls already cost microseconds, so exactness is cheap here.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading as _std
+from time import perf_counter_ns as _clock
+from typing import Any, Callable, Iterable, Mapping
+
+from tracedthreading import _config, _events, _lockorder, _stats, _threads
+from tracedthreading._primitives import RLock, _Traced, lock_fields
+
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Thread", "Timer"]
+
+_CONFIG = _config.CONFIG
+_serial_lock = _thread.allocate_lock()
+_blocking_sites: set[tuple[str, str]] = set()
+_nested = _thread._local()  # wait_for -> wait: report the timeout once, from wait_for
+
+
+class _Measured(_Traced):
+    """Identity plus a per-instance :class:`~tracedthreading._stats.Counters`."""
+
+    __slots__ = ()
+    name = _Traced.trace_name
+
+    def _init_traced(self, name: str | None, depth: int) -> None:
+        self._init_identity(name, depth + 1)
+        self._c = _stats.Counters("", self._kind)
+
+    def _counters(self) -> _stats.Counters:
+        counters = _stats.Counters(self.trace_name, self._kind)
+        with _stats.lock:
+            counters.add(self._c)
+        return counters
+
+    def _reset_counters(self) -> None:
+        with _stats.lock:
+            self._c = _stats.Counters("", self._kind)
+
+    def __del__(self) -> None:
+        try:
+            _stats.retire(self._counters(), self._key)
+        except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
+            pass
+
+    def _record(self, waited: int, *, ok: bool = True, blocked: bool = True, broken: bool = False) -> None:
+        with _stats.lock:
+            c = self._c
+            if ok:
+                c.acquisitions += 1
+            else:
+                c.timeouts += 1
+            if broken:
+                c.broken += 1
+            if blocked:
+                c.contentions += 1
+                c.wait_total += waited
+                if waited > c.wait_max:
+                    c.wait_max = waited
+                c.wait_hist = _stats.record(c.wait_hist, waited)
+
+    def _emit(self, event: str, level: str, **extra: Any) -> None:
+        fields = lock_fields(self)
+        fields.update(extra)
+        _events.emit(event, level, fields)
+
+    def _repr_at(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} at {id(self):#x} name={self.trace_name!r}"
+
+
+def check_held_while_blocking(call: str, exempt: int | None = None) -> None:
+    """Report (once per call site) a thread about to block in ``call`` while holding traced locks."""
+    held = getattr(_threads.tls, "held", None)
+    if not held:
+        return
+    keys = [key for key in held if key != exempt]
+    if not keys:
+        return
+    stack = _threads.caller_stack(_CONFIG.stack_depth, 3)
+    site = (call, stack[-1] if stack else "?")
+    with _serial_lock:
+        if site in _blocking_sites:
+            return
+        _blocking_sites.add(site)
+    names = []
+    for key in keys:
+        ref = _stats._live.get(key)
+        lock = ref() if ref is not None else None
+        names.append(lock.trace_name if lock is not None else f"<dead lock {key}>")
+    fields: dict[str, Any] = {"lock": names[-1], "kind": "lock", **_events.thread_fields()}
+    fields.update(call=call, held=names, stack=stack)
+    _events.emit(_events.LOCK_HELD_WHILE_BLOCKING, "warning", fields)
+
+
+def reset_blocking_sites() -> None:
+    """Forget which held-while-blocking sites were reported."""
+    with _serial_lock:
+        _blocking_sites.clear()
+
+
+class Condition(_Measured, _std.Condition):
+    """A traced ``threading.Condition``: time spent in ``wait``/``wait_for``, timeouts, notifications.
+
+    Without a ``lock`` argument it makes a traced :class:`RLock` of the same name, so the re-acquire
+    after each wait shows up as contention on that lock.
+    """
+
+    _kind = "condition"
+
+    def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
+        self._init_traced(name, 1)
+        if lock is None:
+            lock = RLock(name=self.trace_name)
+        super().__init__(lock)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until notified or ``timeout`` elapses; returns False on timeout (as the stdlib)."""
+        check_held_while_blocking("Condition.wait", getattr(self._lock, "_key", None))
+        start = _clock()
+        notified = super().wait(timeout)
+        waited = _clock() - start
+        self._record(waited, ok=notified)
+        if not notified and not getattr(_nested, "active", False):
+            self._emit(_events.CONDITION_TIMEOUT, "info", wait=waited / 1e9, timeout=timeout)
+        return notified
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Wait until ``predicate()`` is true or ``timeout`` elapses; returns the last predicate value."""
+        start = _clock()
+        outer = getattr(_nested, "active", False)
+        _nested.active = True
+        try:
+            result = super().wait_for(predicate, timeout)
+        finally:
+            _nested.active = outer
+        if not result and not outer:
+            self._emit(_events.CONDITION_TIMEOUT, "info", wait=(_clock() - start) / 1e9, timeout=timeout)
+        return result
+
+    def __repr__(self) -> str:
+        return f"<Condition({self._lock!r}, {len(self._waiters)}) name={self.trace_name!r}>"  # type: ignore[attr-defined]
+
+
+class Semaphore(_Measured, _std.Semaphore):
+    """A traced ``threading.Semaphore``: acquisitions, waits and timeouts."""
+
+    _kind = "semaphore"
+
+    def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+        super().__init__(value)
+        self._init_traced(name, 1)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Decrement the counter, waiting (up to ``timeout``) while it is zero; like the stdlib."""
+        if not blocking and timeout is not None:
+            msg = "can't specify timeout for non-blocking acquire"
+            raise ValueError(msg)
+        if _std.Semaphore.acquire(self, False):
+            self._record(0, blocked=False)
+            self._order_push()
+            return True
+        if not blocking:
+            with _stats.lock:
+                self._c.failures += 1
+            return False
+        start = _clock()
+        got = _std.Semaphore.acquire(self, True, timeout)
+        waited = _clock() - start
+        self._record(waited, ok=got)
+        if got:
+            self._order_push()
+        threshold = _CONFIG.contended_threshold
+        if threshold is not None and waited >= threshold * 1e9:
+            self._emit(_events.SEMAPHORE_CONTENDED, "warning", wait=waited / 1e9, timed_out=not got)
+        return got
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Increment the counter by ``n`` and wake waiters (``ValueError`` for n < 1, as the stdlib)."""
+        super().release(n)
+        if _CONFIG.order_semaphores:
+            self._order_pop(n)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.release()
+
+    def _order_push(self) -> None:
+        """Semaphores join the lock-order graph only when ``order_semaphores`` is on."""
+        if not _CONFIG.order_semaphores:
+            return
+        held = _threads.current()
+        if held:
+            _lockorder.observe(self, held, False, holding=False)
+        held.append(self._key)
+
+    def _order_pop(self, n: int) -> None:
+        held = getattr(_threads.tls, "held", None)
+        for _ in range(n):
+            if held is not None and self._key in held:
+                _remove_last(held, self._key)
+                continue
+            for other in _threads.all_held().values():
+                if self._key in other:
+                    _remove_last(other, self._key)
+                    break
+
+    def __repr__(self) -> str:
+        return f"{self._repr_at()}: value={self._value}>"  # type: ignore[attr-defined]
+
+    # Semaphores are not ownership locks; the order graph reads these when order_semaphores is on.
+    _ctx = None
+    _ctxn = 0
+
+
+def _remove_last(held: list[int], key: int) -> None:
+    for index in range(len(held) - 1, -1, -1):
+        if held[index] == key:
+            del held[index]
+            return
+
+
+class BoundedSemaphore(Semaphore, _std.BoundedSemaphore):
+    """A traced ``threading.BoundedSemaphore``: ``ValueError`` when released too many times."""
+
+    _kind = "boundedsemaphore"
+
+    def __repr__(self) -> str:
+        return f"{self._repr_at()}: value={self._value}/{self._initial_value}>"  # type: ignore[attr-defined]
+
+
+class Event(_Measured, _std.Event):
+    """A traced ``threading.Event``: how long ``wait`` blocked, and the waits that timed out."""
+
+    _kind = "event"
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__()
+        self._init_traced(name, 1)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the flag is set or ``timeout`` elapses; returns the flag (as the stdlib)."""
+        if self._flag:  # type: ignore[attr-defined]
+            self._record(0, blocked=False)
+            return True
+        check_held_while_blocking("Event.wait")
+        start = _clock()
+        flag = super().wait(timeout)
+        waited = _clock() - start
+        self._record(waited, ok=flag)
+        if not flag:
+            self._emit(_events.EVENT_TIMEOUT, "info", wait=waited / 1e9, timeout=timeout)
+        return flag
+
+    def __repr__(self) -> str:
+        return f"{self._repr_at()}: {'set' if self._flag else 'unset'}>"  # type: ignore[attr-defined]
+
+
+class Barrier(_Measured, _std.Barrier):
+    """A traced ``threading.Barrier``: wait per thread (the arrival spread) and broken barriers."""
+
+    _kind = "barrier"
+
+    def __init__(
+        self, parties: int, action: Callable[[], Any] | None = None, timeout: float | None = None,
+        *, name: str | None = None,
+    ) -> None:
+        super().__init__(parties, action, timeout)
+        self._init_traced(name, 1)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for all parties; returns this thread's arrival index, or raises BrokenBarrierError."""
+        check_held_while_blocking("Barrier.wait")
+        start = _clock()
+        try:
+            index = super().wait(timeout)
+        except _std.BrokenBarrierError:
+            waited = _clock() - start
+            self._record(waited, ok=False, broken=True)
+            self._emit(_events.BARRIER_BROKEN, "warning", wait=waited / 1e9, parties=self.parties)
+            raise
+        self._record(_clock() - start)
+        return index
+
+    def __repr__(self) -> str:
+        if self.broken:
+            return f"{self._repr_at()}: broken>"
+        return f"{self._repr_at()}: waiters={self.n_waiting}/{self.parties}>"
+
+
+class Thread(_std.Thread):
+    """``threading.Thread``, whose ``join`` reports being called while holding traced locks."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (as the stdlib)."""
+        check_held_while_blocking("Thread.join")
+        super().join(timeout)
+
+
+class Timer(_Measured, _std.Timer):
+    """A traced ``threading.Timer``: scheduled versus actual start (lateness) and callback duration.
+
+    ``name=`` names the statistics; the thread keeps the stdlib's automatic thread name.
+    """
+
+    _kind = "timer"
+
+    def __init__(
+        self, interval: float, function: Callable[..., Any], args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None, *, name: str | None = None,
+    ) -> None:
+        super().__init__(interval, function, args, kwargs)
+        self._init_traced(name, 1)
+        self._scheduled = 0
+
+    def start(self) -> None:
+        """Start the timer thread; the callback is due ``interval`` seconds from now."""
+        self._scheduled = _clock() + int(self.interval * 1e9)
+        super().start()
+
+    def run(self) -> None:
+        # Same behaviour as threading.Timer.run, with the callback timed against its schedule.
+        self.finished.wait(self.interval)
+        if self.finished.is_set():
+            return
+        began = _clock()
+        late = max(0, began - self._scheduled)
+        try:
+            self.function(*self.args, **self.kwargs)
+        finally:
+            took = _clock() - began
+            with _stats.lock:
+                c = self._c
+                c.acquisitions += 1
+                c.wait_total += late
+                c.wait_max = max(c.wait_max, late)
+                c.wait_hist = _stats.record(c.wait_hist, late)
+                c.hold_total += took
+                c.hold_max = max(c.hold_max, took)
+                c.hold_hist = _stats.record(c.hold_hist, took)
+            threshold = _CONFIG.contended_threshold
+            if threshold is not None and late >= threshold * 1e9:
+                self._emit(_events.TIMER_LATE, "warning", late=late / 1e9, interval=self.interval,
+                           callback=took / 1e9)
+            self.finished.set()
+
+    name = _std.Thread.name  # the thread's name; the statistics use trace_name
