@@ -116,7 +116,8 @@ class OrderEdge:
 
     ``thread``/``thread_id``/``stack`` describe the first time it was seen (the witness), ``count`` how
     often it was taken, ``timed`` whether every take was a timed acquire, ``guards`` the other locks held
-    every time it was taken.
+    every time it was taken, ``context`` what was running when it was first seen (the pytest plugin sets
+    it to the test's node id).
     """
 
     src: str
@@ -127,6 +128,7 @@ class OrderEdge:
     stack: tuple[str, ...]
     timed: bool = False
     guards: tuple[str, ...] = ()
+    context: str = ""
 
     @property
     def site(self) -> str:
@@ -319,6 +321,7 @@ def inversion_from_dict(item: dict[str, Any]) -> Inversion:
         OrderEdge(
             src=e["src"], dst=e["dst"], count=int(e["count"]), thread=e["thread"], thread_id=int(e["thread_id"]),
             stack=tuple(e["stack"]), timed=bool(e.get("timed", False)), guards=tuple(e.get("guards", ())),
+            context=str(e.get("context", "")),
         )
         for e in item["edges"]
     )
