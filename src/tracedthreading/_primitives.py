@@ -23,6 +23,10 @@ from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _th
 __all__ = ["Lock", "RLock"]
 
 _allocate_lock = _thread.allocate_lock
+_getframe = sys._getframe
+_live = _stats._live
+_ref = _stats.weakref.ref
+_dead_unused = _stats._dead_unused
 _get_ident = _thread.get_ident
 _tls = _threads.tls
 _current = _threads.current
@@ -66,19 +70,22 @@ class _Traced:
 
     def _init_identity(self, name: str | None, depth: int) -> None:
         if name is None:
-            frame = sys._getframe(depth + 1)
+            frame = _getframe(depth + 1)
             self._module = frame.f_globals.get("__name__", "?")
             self._line = frame.f_lineno
             self._name = None
         else:
-            if not isinstance(name, str):
-                msg = f"name must be a str, got {type(name).__name__}"
-                raise TypeError(msg)
-            self._name = name
-            self._module = None
-            self._line = 0
+            self._set_name(name)
         self._key = key = next(_serial)
-        _stats._live[key] = _stats.weakref.ref(self)
+        _live[key] = _ref(self)
+
+    def _set_name(self, name: str) -> None:
+        if not isinstance(name, str):
+            msg = f"name must be a str, got {type(name).__name__}"
+            raise TypeError(msg)
+        self._name = name
+        self._module = None
+        self._line = 0
 
     @property
     def trace_name(self) -> str:
@@ -121,6 +128,7 @@ class Lock(_Traced):
     name = _Traced.trace_name
 
     def __init__(self, *, name: str | None = None) -> None:
+        # Creation is on the hot path of programs that make a lock per object: no helper calls here.
         self._block = block = _allocate_lock()
         self._acq = block.acquire
         self._rel = block.release
@@ -132,7 +140,15 @@ class Lock(_Traced):
         self._hold_max = 0
         self._hold_hist: list[int] | None = None
         self._rare: _stats.Counters | None = None
-        self._init_identity(name, 1)
+        if name is None:
+            frame = _getframe(1)
+            self._module = frame.f_globals.get("__name__", "?")
+            self._line = frame.f_lineno
+            self._name = None
+        else:
+            self._set_name(name)
+        self._key = key = next(_serial)
+        _live[key] = _ref(self)
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -154,7 +170,23 @@ class Lock(_Traced):
             return True
         return self._acquire_slow(blocking, timeout)
 
-    __enter__ = acquire
+    def __enter__(self) -> bool:
+        # acquire() without its argument checks: the same fast path, one comparison shorter.
+        if self._acq(False):
+            try:
+                held = _tls.held
+            except AttributeError:
+                held = _current()
+            if held:
+                if held != self._ctx:
+                    _lockorder.observe(self, held, False)
+                else:
+                    self._ctxn += 1
+            self._holder = held
+            held.append(self._key)
+            self._t0 = _clock()
+            return True
+        return self._acquire_slow(True, -1)
 
     def release(self) -> None:
         """Release the lock (from any thread, as Lock allows); ``RuntimeError`` if it is not locked."""
@@ -173,10 +205,12 @@ class Lock(_Traced):
         if hold > _held_long_ns:
             _report_held_long(self, hold)
         self._holder = None
-        if held and held[-1] == self._key:
-            held.pop()
-        else:
-            _unhold(held, self._key)
+        try:
+            top = held.pop()
+            if top != self._key:
+                _unhold_after_pop(held, self._key, top)
+        except IndexError:  # released by another thread, which already emptied the stack
+            pass
         self._rel()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -195,10 +229,12 @@ class Lock(_Traced):
         if hold > _held_long_ns:
             _report_held_long(self, hold)
         self._holder = None
-        if held and held[-1] == self._key:
-            held.pop()
-        else:
-            _unhold(held, self._key)
+        try:
+            top = held.pop()
+            if top != self._key:
+                _unhold_after_pop(held, self._key, top)
+        except IndexError:  # released by another thread, which already emptied the stack
+            pass
         self._rel()
 
     # -- the slow path ----------------------------------------------------------------------------
@@ -289,8 +325,14 @@ class Lock(_Traced):
 
     def __del__(self) -> None:
         try:
-            _stats.retire(self._counters(), self._key)
-            _lockorder.retire(self._key)
+            if self._hold_hist is None and self._rare is None and self._holder is None:
+                # Never used: queue just enough to count the instance (drain does the rest).
+                _dead_unused.append((self._key, self._name, self._module, self._line, self._kind))
+                if len(_dead_unused) > 4096:
+                    _stats.try_drain()
+            else:
+                _stats.retire(self._counters(), self._key)
+                _lockorder.retire(self._key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
             pass
 
@@ -319,7 +361,15 @@ class RLock(Lock):
         self._rare = None
         self._count = 0
         self._reentries = 0
-        self._init_identity(name, 1)
+        if name is None:
+            frame = _getframe(1)
+            self._module = frame.f_globals.get("__name__", "?")
+            self._line = frame.f_lineno
+            self._name = None
+        else:
+            self._set_name(name)
+        self._key = key = next(_serial)
+        _live[key] = _ref(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, or re-enter it if this thread owns it; returns True when acquired."""
@@ -346,7 +396,27 @@ class RLock(Lock):
             return True
         return self._acquire_slow(blocking, timeout)
 
-    __enter__ = acquire
+    def __enter__(self) -> bool:
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _current()
+        if self._holder is held:
+            self._count += 1
+            self._reentries += 1
+            return True
+        if self._acq(False):
+            if held:
+                if held != self._ctx:
+                    _lockorder.observe(self, held, False)
+                else:
+                    self._ctxn += 1
+            self._holder = held
+            self._count = 1
+            held.append(self._key)
+            self._t0 = _clock()
+            return True
+        return self._acquire_slow(True, -1)
 
     def release(self) -> None:
         """Leave one level; the final level releases. ``RuntimeError`` if this thread does not own it."""
@@ -373,10 +443,12 @@ class RLock(Lock):
         if hold > _held_long_ns:
             _report_held_long(self, hold)
         self._holder = None
-        if held[-1] == self._key:
-            held.pop()
-        else:
-            _unhold(held, self._key)
+        try:
+            top = held.pop()
+            if top != self._key:
+                _unhold_after_pop(held, self._key, top)
+        except IndexError:  # released by another thread, which already emptied the stack
+            pass
         self._rel()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -403,10 +475,12 @@ class RLock(Lock):
         if hold > _held_long_ns:
             _report_held_long(self, hold)
         self._holder = None
-        if held[-1] == self._key:
-            held.pop()
-        else:
-            _unhold(held, self._key)
+        try:
+            top = held.pop()
+            if top != self._key:
+                _unhold_after_pop(held, self._key, top)
+        except IndexError:  # released by another thread, which already emptied the stack
+            pass
         self._rel()
 
     def _took(self, held: _threads.Held) -> None:
@@ -486,6 +560,12 @@ def _unhold(held: _threads.Held, key: int) -> None:
                 return
     except IndexError:  # another thread shrank the list meanwhile; the key is gone with it
         pass
+
+
+def _unhold_after_pop(held: _threads.Held, key: int, top: int) -> None:
+    """The popped key was not ours (an out-of-order release): put it back and remove ours."""
+    held.append(top)
+    _unhold(held, key)
 
 
 def _note_failure(lock: Any) -> None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import _thread
 import os
 import weakref
+from collections import Counter as _Counter
+from collections import deque
+from itertools import repeat
 from typing import Any
 
 __all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "register", "retire"]
@@ -22,8 +25,10 @@ HIST_BUCKETS = 64
 lock = _thread.allocate_lock()  # guards _live/_folded/_instances mutation by drain/reset; raw, never traced
 _live: dict[int, weakref.ref[Any]] = {}
 _dead: list[Counters] = []
+_dead_unused: list[tuple[int, str | None, str | None, int, str]] = []
 _folded: dict[tuple[str, str], Counters] = {}
 _instances: dict[tuple[str, str], int] = {}
+_unused_sites: _Counter[tuple[str | None, str | None, int, str]] = _Counter()
 _DRAIN_AT = 4096
 
 
@@ -136,7 +141,13 @@ def retire(counters: Counters, key: int) -> None:
     """Queue a dead primitive's counters (called from ``__del__``: never blocks, never raises)."""
     _dead.append(counters)
     _live.pop(key, None)
-    if len(_dead) >= _DRAIN_AT and lock.acquire(False):
+    if len(_dead) >= _DRAIN_AT:
+        try_drain()
+
+
+def try_drain() -> None:
+    """Fold the queues now unless the stats lock is busy (never blocks: safe from ``__del__``)."""
+    if lock.acquire(False):
         try:
             _drain_locked()
         finally:
@@ -144,6 +155,14 @@ def retire(counters: Counters, key: int) -> None:
 
 
 def _drain_locked() -> None:
+    # Unused dead primitives were queued by __del__ as (key, name, module, line, kind) tuples; the
+    # loops over them run in C (map, Counter.update): programs make millions of such locks.
+    if _dead_unused:
+        batch = _dead_unused[:]
+        del _dead_unused[: len(batch)]
+        keys = [item[0] for item in batch]
+        deque(map(_live.pop, keys, repeat(None)), maxlen=0)
+        _unused_sites.update([item[1:] for item in batch])
     while _dead:
         counters = _dead.pop()
         ident = (counters.name, counters.kind)
@@ -175,10 +194,16 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
     """Aggregate folded and live counters by (name, kind): ``{(name, kind): (counters, instances)}``."""
     with lock:
         _drain_locked()
+        for (name, module, line, kind), count in _unused_sites.items():
+            ident = (name if name is not None else f"{module}:{line}", kind)
+            _instances[ident] = _instances.get(ident, 0) + count
+        _unused_sites.clear()
         merged: dict[tuple[str, str], tuple[Counters, int]] = {}
-        for ident, folded in _folded.items():
+        for ident in set(_folded) | set(_instances):
             total = Counters(*ident)
-            total.add(folded)
+            folded = _folded.get(ident)
+            if folded is not None:
+                total.add(folded)
             merged[ident] = (total, _instances.get(ident, 0))
     for primitive in live():
         try:
@@ -198,7 +223,8 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
 def reset() -> None:
     """Forget folded statistics and zero every live primitive's counters."""
     with lock:
-        _dead.clear()
+        _drain_locked()  # drops dead primitives' registry entries
+        _unused_sites.clear()
         _folded.clear()
         _instances.clear()
     for primitive in live():
