@@ -66,14 +66,14 @@ class _Traced:
     _key: int
     _module: str | None
     _line: int
-    _name: str | None
+    _tname: str | None
 
     def _init_identity(self, name: str | None, depth: int) -> None:
         if name is None:
             frame = _getframe(depth + 1)
             self._module = frame.f_globals.get("__name__", "?")
             self._line = frame.f_lineno
-            self._name = None
+            self._tname = None
         else:
             self._set_name(name)
         self._key = key = next(_serial)
@@ -83,16 +83,16 @@ class _Traced:
         if not isinstance(name, str):
             msg = f"name must be a str, got {type(name).__name__}"
             raise TypeError(msg)
-        self._name = name
+        self._tname = name
         self._module = None
         self._line = 0
 
     @property
     def trace_name(self) -> str:
         """The explicit ``name=``, or ``module:line`` of the line that created this primitive."""
-        name = self._name
+        name = self._tname
         if name is None:
-            name = self._name = f"{self._module}:{self._line}"
+            name = self._tname = f"{self._module}:{self._line}"
         return name
 
     @property
@@ -113,7 +113,7 @@ class Lock(_Traced):
         "_key",
         "_line",
         "_module",
-        "_name",
+        "_tname",
         "_ctx",
         "_ctxn",
         "_holder",
@@ -144,7 +144,7 @@ class Lock(_Traced):
             frame = _getframe(1)
             self._module = frame.f_globals.get("__name__", "?")
             self._line = frame.f_lineno
-            self._name = None
+            self._tname = None
         else:
             self._set_name(name)
         self._key = key = next(_serial)
@@ -267,11 +267,13 @@ class Lock(_Traced):
         if held:
             _lockorder.observe(self, held, timeout != -1, holding=False)
         holder = self._holder
+        # Named now: the holder may have finished (and left threading's registry) by the time we get it.
+        holder_name = _threads.thread_name(holder.ident) if holder is not None else None
         got, waited = _deadlock.blocking_acquire(self, held, holder, timeout)
         if got:
             self._took(held)
             self._after_acquired(count)
-        _note_contention(self, holder, waited, got)
+        _note_contention(self, holder, holder_name, waited, got)
         return got
 
     def _after_acquired(self, count: int) -> None:
@@ -327,7 +329,7 @@ class Lock(_Traced):
         try:
             if self._hold_hist is None and self._rare is None and self._holder is None:
                 # Never used: queue just enough to count the instance (drain does the rest).
-                _dead_unused.append((self._key, self._name, self._module, self._line, self._kind))
+                _dead_unused.append((self._key, self._tname, self._module, self._line, self._kind))
                 if len(_dead_unused) > 4096:
                     _stats.try_drain()
             else:
@@ -365,7 +367,7 @@ class RLock(Lock):
             frame = _getframe(1)
             self._module = frame.f_globals.get("__name__", "?")
             self._line = frame.f_lineno
-            self._name = None
+            self._tname = None
         else:
             self._set_name(name)
         self._key = key = next(_serial)
@@ -576,9 +578,10 @@ def _note_failure(lock: Any) -> None:
         rare.failures += 1
 
 
-def _note_contention(lock: Any, holder: _threads.Held | None, waited: int, got: bool) -> None:
+def _note_contention(
+    lock: Any, holder: _threads.Held | None, holder_name: str | None, waited: int, got: bool
+) -> None:
     """Count one blocked acquire (successful or timed out), and report it past the threshold."""
-    holder_name = _threads.thread_name(holder.ident) if holder is not None else None
     with _stats.lock:
         rare = lock._rare
         if rare is None:

@@ -1,0 +1,117 @@
+"""The public surface: every threading name, the additions, reprs and names."""
+
+from __future__ import annotations
+
+import re
+import threading as std
+
+import pytest
+
+import tracedthreading
+
+TRACED = ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier", "Timer", "Thread"]
+
+
+@pytest.mark.parametrize("name", sorted(std.__all__))
+def test_every_threading_name_is_exported(name: str) -> None:
+    """Each name of threading.__all__ is importable from tracedthreading and listed in its __all__."""
+    assert hasattr(tracedthreading, name)
+    assert name in tracedthreading.__all__
+
+
+@pytest.mark.parametrize("name", ["get_ident", "get_native_id", "main_thread", "TIMEOUT_MAX", "excepthook", "local",
+                                  "Thread", "current_thread", "enumerate", "active_count", "settrace",
+                                  "setprofile", "stack_size", "ThreadError", "BrokenBarrierError"])
+def test_usual_extras_are_the_stdlib_objects(name: str) -> None:
+    """Names tracedthreading does not instrument are the stdlib's very objects (or a traced subclass)."""
+    ours, theirs = getattr(tracedthreading, name), getattr(std, name)
+    if name == "Thread":
+        assert issubclass(ours, theirs)
+    else:
+        assert ours is theirs
+
+
+def test_excepthook_assignment_reaches_the_stdlib() -> None:
+    """threading.excepthook = f through tracedthreading changes the hook Thread really uses."""
+    seen = []
+    saved = std.excepthook
+    try:
+        tracedthreading.excepthook = lambda args: seen.append(args.exc_type)
+        assert std.excepthook is tracedthreading.excepthook
+        thread = tracedthreading.Thread(target=lambda: 1 / 0)
+        thread.start()
+        thread.join()
+    finally:
+        std.excepthook = saved
+    assert seen == [ZeroDivisionError]
+
+
+def test_all_is_sorted_and_resolves() -> None:
+    """__all__ is sorted and every entry exists."""
+    assert tracedthreading.__all__ == sorted(tracedthreading.__all__)
+    for name in tracedthreading.__all__:
+        assert hasattr(tracedthreading, name), name
+
+
+@pytest.mark.parametrize("name", TRACED[2:])
+def test_sync_primitives_subclass_their_stdlib_twins(name: str) -> None:
+    """isinstance checks against the stdlib classes keep working."""
+    assert issubclass(getattr(tracedthreading, name), getattr(std, name))
+
+
+def test_default_name_is_creation_site() -> None:
+    """Without name= a primitive is named module:line of the line that created it."""
+    lock = tracedthreading.Lock()
+    line = test_default_name_is_creation_site.__code__.co_firstlineno + 2
+    assert lock.name == f"{__name__}:{line}"
+    cond = tracedthreading.Condition()
+    assert cond.name == f"{__name__}:{line + 3}"
+
+
+@pytest.mark.parametrize("name", TRACED[:-2])
+def test_explicit_name_and_repr(name: str) -> None:
+    """name= is used verbatim and shows in the repr next to the stdlib-style state."""
+    factory = getattr(tracedthreading, name)
+    primitive = factory(2, name="teller") if name == "Barrier" else factory(name="teller")
+    assert primitive.name == "teller"
+    assert "name='teller'" in repr(primitive)
+
+
+def test_lock_repr_shows_state() -> None:
+    """Lock and RLock reprs follow the stdlib's <locked|unlocked ... object ... at 0x...> shape."""
+    lock, rlock = tracedthreading.Lock(name="a"), tracedthreading.RLock(name="b")
+    assert re.match(r"<unlocked tracedthreading\.Lock object name='a' at 0x[0-9a-f]+>", repr(lock))
+    with lock, rlock, rlock:
+        assert repr(lock).startswith("<locked ")
+        assert re.match(rf"<locked tracedthreading\.RLock object owner={std.get_ident()} count=2 ", repr(rlock))
+
+
+@pytest.mark.parametrize("bad", [1, b"x", ["x"]])
+def test_name_must_be_a_string(bad: object) -> None:
+    """A non-string name is a TypeError that says so."""
+    with pytest.raises(TypeError, match="name must be a str"):
+        tracedthreading.Lock(name=bad)  # type: ignore[arg-type]
+
+
+def test_timer_keeps_thread_name_semantics() -> None:
+    """Timer.name is still the thread's name; the statistics name is trace_name."""
+    timer = tracedthreading.Timer(10, lambda: None, name="announce")
+    assert timer.trace_name == "announce"
+    assert timer.name.startswith("Thread-")
+    timer.cancel()
+
+
+def test_forget_rejects_foreign_objects() -> None:
+    """forget() names the problem when given something that is not a traced primitive."""
+    with pytest.raises(TypeError, match="tracedthreading primitive"):
+        tracedthreading.forget(std.Lock())
+
+
+def test_off_switch_gives_raw_stdlib_primitives() -> None:
+    """configure(enabled=False) makes new primitives the stdlib's own, still accepting name=."""
+    tracedthreading.configure(enabled=False)
+    lock = tracedthreading.Lock(name="x")
+    assert type(lock) is type(std.Lock())
+    assert type(tracedthreading.Condition(name="c")) is std.Condition
+    tracedthreading.configure(enabled=True)
+    assert isinstance(tracedthreading.Lock(), tracedthreading._primitives.Lock)
