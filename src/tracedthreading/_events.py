@@ -178,6 +178,9 @@ def emit(event: str, level: str, fields: dict[str, Any]) -> None:
             sink(dict(record))
         logged = dict(record)
         del logged["event"], logged["level"], logged["timestamp"]
+        if isinstance(logged.get("stack"), list):
+            # structlog renders the ``stack`` key as a preformatted traceback string.
+            logged["stack"] = "\n".join(logged["stack"])
         getattr(_logger(), level)(event, **logged)
     except Exception:  # noqa: BLE001 - the instrumentation must never break the program
         dropped += 1
