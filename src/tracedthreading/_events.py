@@ -84,6 +84,13 @@ SCHEMA: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
+
+class ReentrantLogging(BaseException):  # noqa: N818 - control flow, never escapes emit()
+    """Raised inside :func:`emit` when logging would block on a lock this thread already holds.
+
+    A BaseException so that logging handlers' ``except Exception`` do not swallow it on the way out.
+    """
+
 # Sinks receive every event dict (tests, the trace recorder, the pytest plugin); guarded by a raw lock.
 _sinks: list[Callable[[dict[str, Any]], None]] = []
 _sinks_lock = _thread.allocate_lock()
@@ -182,7 +189,7 @@ def emit(event: str, level: str, fields: dict[str, Any]) -> None:
             # structlog renders the ``stack`` key as a preformatted traceback string.
             logged["stack"] = "\n".join(logged["stack"])
         getattr(_logger(), level)(event, **logged)
-    except Exception:  # noqa: BLE001 - the instrumentation must never break the program
+    except (Exception, ReentrantLogging):  # noqa: BLE001 - the instrumentation must never break the program
         dropped += 1
     finally:
         _threads.resume(saved)

@@ -202,8 +202,6 @@ class Lock(_Traced):
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
-        if hold > _held_long_ns:
-            _report_held_long(self, hold)
         self._holder = None
         try:
             top = held.pop()
@@ -212,6 +210,8 @@ class Lock(_Traced):
         except IndexError:  # released by another thread, which already emptied the stack
             pass
         self._rel()
+        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
+            _report_held_long(self, hold)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         held = self._holder
@@ -226,8 +226,6 @@ class Lock(_Traced):
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
-        if hold > _held_long_ns:
-            _report_held_long(self, hold)
         self._holder = None
         try:
             top = held.pop()
@@ -236,6 +234,8 @@ class Lock(_Traced):
         except IndexError:  # released by another thread, which already emptied the stack
             pass
         self._rel()
+        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
+            _report_held_long(self, hold)
 
     # -- the slow path ----------------------------------------------------------------------------
 
@@ -264,6 +264,11 @@ class Lock(_Traced):
 
     def _wait(self, held: _threads.Held, timeout: float, count: int) -> bool:
         """Block for the raw lock: order check first, then deadlock check, then timed waiting."""
+        holder = self._holder
+        if holder is not None and holder is not held and holder.ident == held.ident:
+            # This thread holds the lock on its real stack and is now inside tracedthreading's own
+            # logging (a temporary stack): blocking would deadlock on our account. Abort the event.
+            raise _events.ReentrantLogging
         if held:
             _lockorder.observe(self, held, timeout != -1, holding=False)
         holder = self._holder
@@ -427,8 +432,7 @@ class RLock(Lock):
         except AttributeError:
             held = None
         if held is None or self._holder is not held:
-            msg = "cannot release un-acquired lock"
-            raise RuntimeError(msg)
+            held = self._owner_stack()
         count = self._count - 1
         if count:
             self._count = count
@@ -442,8 +446,6 @@ class RLock(Lock):
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
-        if hold > _held_long_ns:
-            _report_held_long(self, hold)
         self._holder = None
         try:
             top = held.pop()
@@ -452,6 +454,8 @@ class RLock(Lock):
         except IndexError:  # released by another thread, which already emptied the stack
             pass
         self._rel()
+        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
+            _report_held_long(self, hold)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
@@ -459,8 +463,7 @@ class RLock(Lock):
         except AttributeError:
             held = None
         if held is None or self._holder is not held:
-            msg = "cannot release un-acquired lock"
-            raise RuntimeError(msg)
+            held = self._owner_stack()
         count = self._count - 1
         if count:
             self._count = count
@@ -474,8 +477,6 @@ class RLock(Lock):
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
-        if hold > _held_long_ns:
-            _report_held_long(self, hold)
         self._holder = None
         try:
             top = held.pop()
@@ -484,6 +485,8 @@ class RLock(Lock):
         except IndexError:  # released by another thread, which already emptied the stack
             pass
         self._rel()
+        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
+            _report_held_long(self, hold)
 
     def _took(self, held: _threads.Held) -> None:
         self._holder = held
@@ -499,8 +502,31 @@ class RLock(Lock):
         return self._block.locked()
 
     def _is_owned(self) -> bool:
-        held = getattr(_tls, "held", None)
-        return held is not None and self._holder is held
+        holder = self._holder
+        return holder is not None and holder.ident == _get_ident()
+
+    def _owner_stack(self) -> _threads.Held:
+        """The held stack this thread owns the lock under, or the stdlib's RuntimeError.
+
+        Usually the thread's current stack; while tracedthreading logs, the thread runs on a temporary
+        stack (see ``_events.emit``), and the lock still belongs to it: ownership is by thread.
+        """
+        holder = self._holder
+        if holder is None or holder.ident != _get_ident():
+            msg = "cannot release un-acquired lock"
+            raise RuntimeError(msg)
+        return holder
+
+    def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
+        holder = self._holder
+        if holder is not None and holder.ident == _get_ident():
+            # Owned under a suspended held stack (we are inside tracedthreading's logging): re-entry.
+            if blocking is not True or timeout != -1:
+                _validate(blocking, timeout)
+            self._count += 1
+            self._reentries += 1
+            return True
+        return super()._acquire_slow(blocking, timeout)
 
     def _recursion_count(self) -> int:
         return self._count if self._is_owned() else 0
