@@ -93,7 +93,7 @@ class ReentrantLogging(BaseException):  # noqa: N818 - control flow, never escap
 
 # Sinks receive every event dict (tests, the trace recorder, the pytest plugin); guarded by a raw lock.
 _sinks: list[Callable[[dict[str, Any]], None]] = []
-_sinks_lock = _thread.allocate_lock()
+_sinks_lock = _thread.RLock()
 _emitting = _thread._local()
 dropped = 0
 

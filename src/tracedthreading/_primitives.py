@@ -332,7 +332,10 @@ class Lock(_Traced):
 
     def __del__(self) -> None:
         try:
-            if self._hold_hist is None and self._rare is None and self._holder is None:
+            holder = self._holder
+            if holder is not None:  # dropped while held (legal): it is not held by anyone any more
+                _unhold(holder, self._key)
+            if self._hold_hist is None and self._rare is None and holder is None:
                 # Never used: queue just enough to count the instance (drain does the rest).
                 _dead_unused.append((self._key, self._tname, self._module, self._line, self._kind))
                 if len(_dead_unused) > 4096:

@@ -22,7 +22,9 @@ __all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "register", "retire"]
 #: Histogram bucket ``i`` counts durations ``d`` (in ns) with ``d.bit_length() == i``: [2**(i-1), 2**i).
 HIST_BUCKETS = 64
 
-lock = _thread.allocate_lock()  # guards _live/_folded/_instances mutation by drain/reset; raw, never traced
+# Guards the folded aggregates and rare counters. Raw (never traced) and re-entrant: the garbage
+# collector may run a __del__ that takes traced locks while this thread is inside the tracer.
+lock = _thread.RLock()
 _live: dict[int, weakref.ref[Any]] = {}
 _dead: list[Counters] = []
 _dead_unused: list[tuple[int, str | None, str | None, int, str]] = []
@@ -147,7 +149,7 @@ def retire(counters: Counters, key: int) -> None:
 
 def try_drain() -> None:
     """Fold the queues now unless the stats lock is busy (never blocks: safe from ``__del__``)."""
-    if lock.acquire(False):
+    if not lock._is_owned() and lock.acquire(False):  # not from inside a drain on this thread
         try:
             _drain_locked()
         finally:
@@ -194,7 +196,7 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
     """Aggregate folded and live counters by (name, kind): ``{(name, kind): (counters, instances)}``."""
     with lock:
         _drain_locked()
-        for (name, module, line, kind), count in _unused_sites.items():
+        for (name, module, line, kind), count in list(_unused_sites.items()):
             ident = (name if name is not None else f"{module}:{line}", kind)
             _instances[ident] = _instances.get(ident, 0) + count
         _unused_sites.clear()
@@ -236,7 +238,7 @@ def reset() -> None:
 
 def _after_fork_in_child() -> None:
     global lock
-    lock = _thread.allocate_lock()
+    lock = _thread.RLock()
 
 
 if hasattr(os, "register_at_fork"):

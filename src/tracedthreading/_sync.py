@@ -19,7 +19,7 @@ from tracedthreading._primitives import RLock, _Traced, lock_fields
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Thread", "Timer"]
 
 _CONFIG = _config.CONFIG
-_serial_lock = _thread.allocate_lock()
+_serial_lock = _thread.RLock()
 _blocking_sites: set[tuple[str, str]] = set()
 _nested = _thread._local()  # wait_for -> wait: report the timeout once, from wait_for
 
@@ -327,6 +327,8 @@ class Timer(_Measured, _std.Timer):
 
     def run(self) -> None:
         # Same behaviour as threading.Timer.run, with the callback timed against its schedule.
+        if not self._scheduled:  # run() called directly, without start()
+            self._scheduled = _clock() + int(self.interval * 1e9)
         self.finished.wait(self.interval)
         if self.finished.is_set():
             return

@@ -38,7 +38,7 @@ class Held(list):  # type: ignore[type-arg]
 tls = _thread._local()
 # Every live thread's Held, for deadlock reports and fork handling (weak: a finished thread's goes away).
 _all: weakref.WeakValueDictionary[int, Held] = weakref.WeakValueDictionary()
-_all_lock = _thread.allocate_lock()
+_all_lock = _thread.RLock()
 
 
 def current() -> Held:
@@ -132,7 +132,7 @@ _main_ident = _thread.get_ident()
 def _after_fork_in_child() -> None:
     """Only the forking thread survives a fork: keep its stack, forget the others."""
     global _main_ident, _all_lock
-    _all_lock = _thread.allocate_lock()
+    _all_lock = _thread.RLock()
     ident = _thread.get_ident()
     held = getattr(tls, "held", None)
     _all.clear()

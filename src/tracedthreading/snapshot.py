@@ -258,7 +258,7 @@ class Snapshot:
             with open(path, encoding="utf-8") as stream:
                 data = json.load(stream)
             return cls.from_dict(data)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             msg = f"{os.fspath(path)}: not a tracedthreading snapshot ({exc})"
             raise ValueError(msg) from None
 
