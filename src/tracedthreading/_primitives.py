@@ -118,6 +118,7 @@ class Lock(_Traced):
         "_ctxn",
         "_holder",
         "_hold_hist",
+        "_last",
         "_hold_max",
         "_hold_total",
         "_rare",
@@ -133,6 +134,7 @@ class Lock(_Traced):
         self._acq = block.acquire
         self._rel = block.release
         self._holder: _threads.Held | None = None
+        self._last: _threads.Held | None = None  # who released it last: names the blocker in a handoff
         self._ctx: list[int] | None = None
         self._ctxn = 0
         self._t0 = 0
@@ -203,6 +205,7 @@ class Lock(_Traced):
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
         self._holder = None
+        self._last = held
         try:
             top = held.pop()
             if top != self._key:
@@ -227,6 +230,7 @@ class Lock(_Traced):
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
         self._holder = None
+        self._last = held
         try:
             top = held.pop()
             if top != self._key:
@@ -276,6 +280,11 @@ class Lock(_Traced):
         holder_name = _threads.thread_name(holder.ident) if holder is not None else None
         got, waited = _deadlock.blocking_acquire(self, held, holder, timeout)
         if got:
+            if holder is None:
+                # The raw lock had been handed to a thread not yet registered as holder; whoever
+                # released it to us last is the one we waited for.
+                holder = self._last
+                holder_name = _threads.thread_name(holder.ident) if holder is not None else None
             self._took(held)
             self._after_acquired(count)
         _note_contention(self, holder, holder_name, waited, got)
@@ -362,6 +371,7 @@ class RLock(Lock):
         self._acq = block.acquire
         self._rel = block.release
         self._holder = None
+        self._last = None
         self._ctx = None
         self._ctxn = 0
         self._t0 = 0
@@ -450,6 +460,7 @@ class RLock(Lock):
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
         self._holder = None
+        self._last = held
         try:
             top = held.pop()
             if top != self._key:
@@ -481,6 +492,7 @@ class RLock(Lock):
         except TypeError:
             self._hold_hist = _stats.record(None, hold)
         self._holder = None
+        self._last = held
         try:
             top = held.pop()
             if top != self._key:

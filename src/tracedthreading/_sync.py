@@ -166,9 +166,13 @@ class Semaphore(_Measured, _std.Semaphore):
             self._record(0, blocked=False)
             self._order_push()
             return True
-        if not blocking:
+        if not blocking or (timeout is not None and timeout <= 0):
+            if timeout is not None and timeout <= 0 and blocking and _std.Semaphore.acquire(self, True, timeout):
+                self._record(0, blocked=False)
+                self._order_push()
+                return True
             with _stats.lock:
-                self._c.failures += 1
+                self._c.failures += 1  # a try (non-blocking or timeout=0) that found no permit
             return False
         start = _clock()
         got = _std.Semaphore.acquire(self, True, timeout)

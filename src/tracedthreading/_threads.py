@@ -123,7 +123,8 @@ _THREADING_FILE = os.path.abspath(_std.__file__)
 
 
 def _is_internal(filename: str) -> bool:
-    return filename.startswith(_PACKAGE_DIR)
+    """tracedthreading's own frames and threading.py's (thread bootstrap) are left out of stacks."""
+    return filename.startswith(_PACKAGE_DIR) or filename == _THREADING_FILE
 
 
 _main_ident = _thread.get_ident()
