@@ -9,10 +9,11 @@ objects and :class:`LockOrderError`) are listed in ``__all__`` after the threadi
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
 import threading as _std
 from typing import Any as _Any
 
-from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _sync
+from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _sync, _trace
 from tracedthreading._config import configure as _configure
 from tracedthreading._lockorder import LockOrderError
 from tracedthreading._primitives import Lock, RLock
@@ -26,6 +27,7 @@ from tracedthreading.snapshot import (
     Snapshot,
     snapshot,
 )
+from tracedthreading.patching import patch, patched, unpatch
 
 __version__ = "0.1.0"
 
@@ -46,8 +48,11 @@ for _cls in _TRACED.values():
 # The rest of threading's public API, as the stdlib's own objects (the set differs by version).
 _THREADING_NAMES = sorted(set(_std.__all__) | {"get_ident", "get_native_id", "main_thread", "TIMEOUT_MAX",
                                                "excepthook", "local", "settrace", "setprofile", "stack_size"})
+# Hooks that programs assign (threading.excepthook = ...) live on the stdlib module: reads and writes
+# of these names are forwarded there by _Module below, so assigning through us changes what Thread uses.
+_FORWARDED = frozenset({"excepthook"})
 for _name in _THREADING_NAMES:
-    if _name not in _TRACED and hasattr(_std, _name):
+    if _name not in _TRACED and _name not in _FORWARDED and hasattr(_std, _name):
         globals()[_name] = getattr(_std, _name)
 __excepthook__ = getattr(_std, "__excepthook__", None)
 
@@ -61,10 +66,13 @@ _ADDITIONS = [
     "Snapshot",
     "configure",
     "forget",
+    "patch",
+    "patched",
     "reset",
     "snapshot",
+    "unpatch",
 ]
-__all__ = sorted({name for name in _THREADING_NAMES if name in globals()} | set(_ADDITIONS))
+__all__ = sorted({name for name in _THREADING_NAMES if name in globals() or name in _FORWARDED} | set(_ADDITIONS))
 
 
 def configure(**settings: _Any) -> dict[str, _Any]:
@@ -114,6 +122,8 @@ _RAW["Lock"] = _raw_lock
 
 def _apply_enabled() -> None:
     table = _TRACED if _config.CONFIG.enabled else _RAW
+    if _config.CONFIG.enabled and _trace.active:
+        table = {**_TRACED, **_trace.CLASSES}  # timeline trace mode (see _trace.start)
     globals().update(table)
 
 
@@ -123,3 +133,22 @@ if _os.environ.get("TRACEDTHREADING_SUPPRESSIONS"):
     _lockorder.load_suppressions(_os.environ["TRACEDTHREADING_SUPPRESSIONS"])
 _apply_enabled()
 del _cls, _name
+
+
+class _Module(_sys.modules[__name__].__class__):  # type: ignore[misc]
+    """This module, forwarding the settable hooks (``excepthook``) to the stdlib ``threading``."""
+
+    def __getattr__(self, name: str) -> _Any:
+        if name in _FORWARDED:
+            return getattr(_std, name)
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+
+    def __setattr__(self, name: str, value: _Any) -> None:
+        if name in _FORWARDED:
+            setattr(_std, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Module

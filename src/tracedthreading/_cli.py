@@ -1,0 +1,364 @@
+"""``python -m tracedthreading``: run a script or module with ``threading`` patched, like ``python -m cProfile``.
+
+    python -m tracedthreading [options] script.py [args...]
+    python -m tracedthreading [options] -m module [args...]
+    python -m tracedthreading report [report options]
+
+The target sees the ``sys.argv``, ``sys.path[0]`` and ``__main__`` it would see run directly, and the
+process exits with its exit code. Exit codes of the runner itself: 2 for a usage error (bad option,
+missing script or module), 3 with ``--fail-on-inversion`` when an inversion or deadlock was seen and
+the target itself succeeded, 1 when the target raised an uncaught exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Any, NoReturn
+
+__all__ = ["EXIT_INVERSION", "EXIT_USAGE", "main"]
+
+EXIT_USAGE = 2
+EXIT_INVERSION = 3
+
+_PROG = "python -m tracedthreading"
+_USAGE = f"{_PROG} [options] (script.py | -m module) [args ...]\n       {_PROG} report [options] LOG"
+# Options that take a value: the splitter below must know them to find where the target starts.
+_VALUED = ("--contended-threshold", "--held-long-threshold", "--wait-long-threshold", "--log-file", "--top",
+           "--trace-file")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors on one line (plus usage) and exits 2, never with a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _seconds() -> Any:
+    def parse(text: str) -> float | None:
+        from tracedthreading import _config
+
+        try:
+            return _config._seconds("the value", text, allow_none=True)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg = f"the value must be a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog=_PROG, usage=_USAGE, allow_abbrev=False,
+        description="Run a Python script or module with threading's locks traced (contention, hold times, "
+                    "lock-order inversions, deadlocks).",
+        epilog="Exit status: the target's own; 2 for a usage error; 3 with --fail-on-inversion when an inversion "
+               "or deadlock was seen and the target succeeded. 'report' reads a --log-file: see "
+               f"'{_PROG} report --help'.",
+    )
+    parser.add_argument("-m", dest="module", metavar="module", help="run a library module as a script (like python -m)")
+    parser.add_argument("--contended-threshold", type=_seconds(), metavar="SECONDS",
+                        help="log lock.contended for waits at least this long ('off' disables; default 0.1)")
+    parser.add_argument("--held-long-threshold", type=_seconds(), metavar="SECONDS",
+                        help="log lock.held_long for holds at least this long (default 1.0)")
+    parser.add_argument("--wait-long-threshold", type=_seconds(), metavar="SECONDS",
+                        help="log lock.wait_long, with the holder's stack, for waits still going (default 30)")
+    parser.add_argument("--log-file", metavar="PATH",
+                        help="write every event as one JSON object per line to PATH (structlog's JSONRenderer)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the top contended / longest held locks and any inversions to stderr at exit")
+    parser.add_argument("--top", type=_positive_int, default=10, metavar="N", help="rows in --summary tables (10)")
+    parser.add_argument("--fail-on-inversion", action="store_true",
+                        help=f"exit {EXIT_INVERSION} if a lock-order inversion or deadlock was seen")
+    parser.add_argument("--trace-file", metavar="PATH", help="record a timeline trace of lock activity to PATH")
+    return parser
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Our options, and the target with its arguments (``-m module args...`` or ``script args...``)."""
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return argv[:index], argv[index + 1 :]
+        if token == "-m" or (token.startswith("-m") and not token.startswith("--")):
+            return argv[:index], argv[index:]
+        if not token.startswith("-") or token == "-":
+            return argv[:index], argv[index:]
+        if token in _VALUED:
+            index += 1
+        index += 1
+    return argv, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        return _report(argv[1:])
+    parser = _parser()
+    ours, target = _split(argv)
+    if target[:1] == ["-m"] or (target and target[0].startswith("-m")):
+        module = target[0][2:] or (target[1] if len(target) > 1 else "")
+        if not module:
+            parser.error("argument -m: expected a module name")
+        rest = target[1:] if target[0][2:] else target[2:]
+        options = parser.parse_args(ours)
+        options.module = module
+    else:
+        options = parser.parse_args(ours)
+        if not target:
+            parser.error("no script or -m module to run")
+        rest = target[1:]
+    return _Run(parser, options, target[0] if options.module is None else None, rest).run()
+
+
+def _report(argv: list[str]) -> int:
+    from tracedthreading import _report
+
+    code = _report.main(argv)
+    return int(code or 0)
+
+
+class _Run:
+    """One run of a target under the patch: set up, run, wait for threads, report, decide the exit code."""
+
+    def __init__(self, parser: _Parser, options: argparse.Namespace, script: str | None, args: list[str]) -> None:
+        self.parser = parser
+        self.options = options
+        self.script = script
+        self.args = args
+        self.log_stream: Any = None
+        self.trace: Any = None
+
+    def run(self) -> int:
+        self._check_target()
+        self._configure()
+        from tracedthreading import patching
+
+        patching.patch()
+        try:
+            code = self._execute()
+            _wait_for_threads()
+        finally:
+            patching.unpatch()
+        failed = self._finish()
+        if failed and self.options.fail_on_inversion and code == 0:
+            return EXIT_INVERSION
+        return code
+
+    # -- before --------------------------------------------------------------------------------------
+
+    def _check_target(self) -> None:
+        if self.script is not None:
+            if not os.path.exists(self.script):
+                self.parser.error(f"can't open file {self.script!r}: no such file or directory")
+            return
+        import importlib.util
+
+        module = self.options.module
+        try:
+            spec = importlib.util.find_spec(module)
+            if spec is not None and spec.submodule_search_locations is not None:
+                spec = importlib.util.find_spec(module + ".__main__")
+        except (ImportError, ValueError) as exc:
+            self.parser.error(f"cannot find module {module!r}: {exc}")
+        if spec is None:
+            self.parser.error(f"no module named {module!r} (or it is a package without __main__)")
+
+    def _configure(self) -> None:
+        import tracedthreading
+
+        settings = {
+            name: getattr(self.options, name)
+            for name in ("contended_threshold", "held_long_threshold", "wait_long_threshold")
+            if getattr(self.options, name) is not None
+        }
+        if settings:
+            tracedthreading.configure(**settings)
+        if self.options.log_file:
+            self._open_log(self.options.log_file)
+        if self.options.trace_file:
+            try:
+                from tracedthreading import _trace
+            except ImportError:
+                self.parser.error("--trace-file needs tracedthreading._trace, which this installation lacks")
+            self.trace = _trace
+            _trace.start(self.options.trace_file)
+
+    def _open_log(self, path: str) -> None:
+        """Send tracedthreading's events to ``path`` as JSON lines (the runner is an application)."""
+        import structlog
+
+        from tracedthreading import _events
+
+        try:
+            self.log_stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in _finish
+        except OSError as exc:
+            self.parser.error(f"cannot open --log-file {path!r}: {exc.strerror or exc}")
+        # Made before the patch, so the logger's own file lock is a raw one and never shows up as traffic.
+        writer = structlog.WriteLogger(self.log_stream)
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+            logger_factory=lambda *_args: writer,
+            wrapper_class=structlog.BoundLogger,
+            cache_logger_on_first_use=True,
+        )
+        _events.reset_logger_cache()
+
+    # -- during --------------------------------------------------------------------------------------
+
+    def _execute(self) -> int:
+        """Run the target as ``python script.py``/``python -m module`` would; returns its exit code."""
+        import runpy
+
+        saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+        try:
+            if self.script is not None:
+                sys.argv[:] = [self.script, *self.args]
+                sys.path[0:1] = [os.path.dirname(os.path.realpath(self.script))]
+                runpy.run_path(self.script, run_name="__main__")
+            else:
+                sys.argv[:] = [self.options.module, *self.args]  # run_module puts the file path in argv[0]
+                runpy.run_module(self.options.module, run_name="__main__", alter_sys=True)
+        except SystemExit as exc:
+            return _exit_code(exc.code)
+        except KeyboardInterrupt:
+            _print_exception(*sys.exc_info())
+            return 130
+        except BaseException:  # noqa: BLE001 - the target's uncaught exception: report it like Python does
+            _print_exception(*sys.exc_info())
+            return 1
+        finally:
+            sys.argv[:] = saved_argv
+            if saved_path0 is not None:
+                sys.path[0:1] = [saved_path0]
+        return 0
+
+    # -- after ---------------------------------------------------------------------------------------
+
+    def _finish(self) -> bool:
+        """Emit the summary event, print ``--summary``, stop the trace; True if inversions or deadlocks."""
+        import tracedthreading
+        from tracedthreading import _events
+
+        snap = tracedthreading.snapshot()
+        fields = {
+            "lock": None, "kind": "summary", **_events.thread_fields(),
+            "locks": [stats.as_dict() for stats in snap.locks],
+            "inversions": [inversion.as_dict() for inversion in snap.inversions],
+            "deadlocks": [deadlock.as_dict() for deadlock in snap.deadlocks],
+        }
+        _emit_summary(fields, to_logger=self.log_stream is not None)
+        if self.options.summary:
+            _print_summary(snap, self.options.top)
+        if self.trace is not None:
+            try:
+                self.trace.stop()
+            except (OSError, RuntimeError) as exc:
+                print(f"tracedthreading: cannot write --trace-file: {exc}", file=sys.stderr)
+        if self.log_stream is not None:
+            self.log_stream.flush()
+        return bool(snap.inversions or snap.deadlocks)
+
+
+def _wait_for_threads() -> None:
+    """Join non-daemon threads (running threading's atexit hooks first) as the interpreter does at exit.
+
+    ``threading._shutdown`` is what ``Py_FinalizeEx`` calls; it is idempotent, so the real exit later
+    returns at once. Without this the summary would be taken while the target's threads still run.
+    """
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
+
+
+def _emit_summary(fields: dict[str, Any], *, to_logger: bool) -> None:
+    """The ``tracedthreading.summary`` event: to the log when there is one; always to event listeners.
+
+    Without ``--log-file`` (and no structlog setup of the target's own) the stderr fallback would print
+    the whole table as one giant line, so listeners (``capture_events``, the trace) get it alone then.
+    """
+    import structlog
+
+    from tracedthreading import _events
+
+    if to_logger or structlog.is_configured():
+        _events.emit(_events.SUMMARY, "info", fields)
+        return
+    import time
+
+    record = {"event": _events.SUMMARY, "level": "info", **fields, "timestamp": time.time()}
+    with _events._sinks_lock:
+        sinks = list(_events._sinks)
+    for sink in sinks:
+        sink(dict(record))
+
+
+def _print_summary(snap: Any, top: int) -> None:
+    from tracedthreading._report import format_lock_table
+
+    out = sys.stderr
+    lines = [
+        "",
+        f"== tracedthreading: top {top} contended locks ==",
+        format_lock_table(snap.locks, top, order="wait"),
+        "",
+        f"== tracedthreading: top {top} longest held locks ==",
+        format_lock_table(snap.locks, top, order="hold"),
+    ]
+    if snap.inversions or snap.deadlocks:
+        lines.append("")
+        lines.append(f"== tracedthreading: {len(snap.inversions)} lock-order inversion(s), "
+                     f"{len(snap.deadlocks)} deadlock(s) ==")
+        lines.extend(str(item) for item in (*snap.inversions, *snap.deadlocks))
+    else:
+        lines.append("no lock-order inversions, no deadlocks")
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _exit_code(code: Any) -> int:
+    """The exit status Python gives ``sys.exit(code)``: None is 0, ints as they are, anything else is printed, 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _print_exception(exc_type: Any, exc: Any, tb: Any) -> None:
+    """Report the target's exception through ``sys.excepthook``, without the runner's own frames."""
+    here = os.path.abspath(__file__)
+    import runpy
+
+    skip = {here, os.path.abspath(runpy.__file__), "<frozen runpy>"}
+    while tb is not None and (tb.tb_frame.f_code.co_filename in skip
+                              or os.path.abspath(tb.tb_frame.f_code.co_filename) in skip):
+        tb = tb.tb_next
+    if exc is not None:
+        exc = exc.with_traceback(tb)  # the hook prints the exception's own __traceback__ on 3.11+
+    try:
+        sys.excepthook(exc_type, exc, tb)
+    except Exception:  # noqa: BLE001 - a broken hook of the target's: fall back to the plain traceback
+        traceback.print_exception(exc_type, exc, tb)

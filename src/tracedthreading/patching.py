@@ -1,0 +1,294 @@
+"""Whole-process tracing: make ``threading.Lock()`` & co. return traced primitives, and undo it exactly.
+
+:func:`patch` replaces the eight factories on the ``threading`` module (Lock, RLock, Condition,
+Semaphore, BoundedSemaphore, Event, Barrier, Timer), and module globals elsewhere that are the very same
+stdlib objects (``from threading import RLock`` bound before the patch: ``functools``, ``unittest.mock``,
+``_threading_local``, ``tempfile``, ``_strptime``, ``multiprocessing.dummy``...). Each stand-in, called:
+
+- from code inside ``threading`` itself (``Condition()``'s default RLock, ``Condition(Lock())`` inside
+  Semaphore/Event/Barrier, the Events of every Thread) returns the raw stdlib object, so the stdlib's
+  internals are never traced twice;
+- otherwise calls ``tracedthreading.<Name>`` as it is *at call time* (``configure(enabled=False)`` swaps
+  it for the raw factory) with ``name=`` defaulting to ``module:line`` of the code that called it.
+
+The stand-ins: ``Lock`` and ``RLock`` (functions; ``Lock`` is an unsubclassable class on 3.13) become wrapt
+``FunctionWrapper`` proxies, transparent for ``__name__``, ``__doc__``, ``__wrapped__`` and signatures.
+The classes become subclasses of the stdlib classes whose metaclass changes only construction: a proxy
+would shadow ``__init__`` (``BoundedSemaphore.__init__`` calls ``Semaphore.__init__(self, value)``, as
+do users' subclasses). A user's subclass made under the patch is built the stdlib way, untraced.
+
+``isinstance``/``issubclass`` against a stand-in answer as against the original: true for the stdlib's
+objects and for the traced ones (which subclass them). On 3.13, where ``threading.Lock`` is a class,
+``isinstance(x, threading.Lock)`` is true for raw and traced Locks and false for a traced RLock (as for
+a stdlib RLock); on 3.10-3.12 it raises the same ``TypeError`` as without the patch.
+
+Locks created before :func:`patch` stay raw; so do factories held where a module scan cannot reach
+(class attributes, closures, default arguments): :func:`patch` names those it sees in a
+``patch.missed`` event.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import wrapt
+
+import tracedthreading
+from tracedthreading import _events
+
+__all__ = ["is_patched", "patch", "patched", "unpatch"]
+
+#: The factories :func:`patch` replaces, by the name they have on both ``threading`` and ``tracedthreading``.
+NAMES = ("Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore", "Timer")
+
+_THREADING_GLOBALS = threading.__dict__
+# The stdlib objects, captured at import (before any patch): what unpatch() puts back.
+_ORIGINALS: dict[str, Any] = {name: getattr(threading, name) for name in NAMES}
+# Other objects that are, in effect, the same factories (bound by modules under other names).
+_ALIASES: dict[int, tuple[str, Any]] = {
+    id(_thread.allocate_lock): ("Lock", _thread.allocate_lock),
+    id(_thread.RLock): ("RLock", _thread.RLock),
+}
+_SKIP_MODULES = ("_thread", "threading", "tracedthreading", "wrapt")
+
+_lock = _thread.allocate_lock()  # raw: guards the patch state below
+_active = False
+# (module, attribute, original) of every module attribute patch() replaced, threading's first.
+_applied: list[tuple[types.ModuleType, str, Any]] = []
+
+
+def _traced_class(name: str) -> type | None:
+    from tracedthreading import _TRACED
+
+    return _TRACED.get(name)  # type: ignore[no-any-return]
+
+
+def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Build the primitive for a call made from ``frame``: raw inside ``threading``, traced elsewhere."""
+    caller_globals = frame.f_globals
+    if caller_globals is _THREADING_GLOBALS or not _active:
+        return original(*args, **kwargs)
+    if "name" not in kwargs:
+        kwargs["name"] = f"{caller_globals.get('__name__', '?')}:{frame.f_lineno}"
+    return _namespace[name](*args, **kwargs)
+
+
+class _Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
+    """The proxy for ``Lock`` and ``RLock`` (functions, or an unsubclassable class on 3.13)."""
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        original = self.__wrapped__
+        if not isinstance(original, type):
+            return isinstance(obj, original)  # raises the stdlib's own TypeError for a function
+        return isinstance(obj, original) or self.__subclasscheck__(type(obj))
+
+    def __subclasscheck__(self, cls: Any) -> bool:
+        original = self.__wrapped__
+        if not isinstance(original, type) or issubclass(cls, original):
+            return issubclass(cls, original)
+        traced = _traced_class(self._self_name)
+        # The traced RLock subclasses the traced Lock; the stdlib's RLock is no Lock, so neither is ours.
+        return traced is not None and (cls is traced if self._self_name == "Lock" else issubclass(cls, traced))
+
+
+class _FactoryClass(type):
+    """Metaclass of the stand-ins for Condition, Semaphore, ... : subclasses of the stdlib classes.
+
+    A wrapt proxy would shadow ``__init__``/``__enter__``/``__repr__`` (``BoundedSemaphore.__init__`` calls
+    ``Semaphore.__init__(self, value)``), so these are real subclasses whose only change is construction.
+    """
+
+    _tt_name: str
+    _tt_original: type
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "_tt_original" not in cls.__dict__:  # a user's subclass: built as usual
+            return super().__call__(*args, **kwargs)
+        return _dispatch(cls._tt_name, cls._tt_original, sys._getframe(1), args, kwargs)
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        if "_tt_original" not in cls.__dict__:
+            return type.__instancecheck__(cls, obj)
+        return isinstance(obj, cls._tt_original)  # the traced classes subclass the stdlib ones
+
+    def __subclasscheck__(cls, other: Any) -> bool:
+        if "_tt_original" not in cls.__dict__:
+            return type.__subclasscheck__(cls, other)
+        return issubclass(other, cls._tt_original)
+
+
+def _caller_depth() -> int:
+    """How many frames a wrapt wrapper sees between itself and its caller (1 with wrapt's C extension)."""
+
+    def probe(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> int:
+        frame = sys._getframe(1)
+        depth = 1
+        while frame is not None and frame.f_code is not _probe_caller.__code__:
+            frame = frame.f_back
+            depth += 1
+        return depth
+
+    def _probe_caller(factory: Any) -> int:
+        return factory()  # type: ignore[no-any-return]
+
+    return _probe_caller(wrapt.FunctionWrapper(len, probe))
+
+
+_DEPTH = _caller_depth()
+
+
+def _make_factory(name: str, original: Any) -> Any:
+    """The stand-in for ``original``: it builds ``tracedthreading.<name>`` for callers outside ``threading``."""
+    if isinstance(original, type) and name not in ("Lock", "RLock"):
+        namespace = {"__module__": original.__module__, "__qualname__": original.__qualname__,
+                     "__doc__": original.__doc__, "_tt_name": name, "_tt_original": original}
+        return _FactoryClass(original.__name__, (original,), namespace)
+    depth = _DEPTH
+
+    def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _dispatch(name, wrapped, sys._getframe(depth), args, kwargs)
+
+    factory = _Factory(original, call)
+    factory._self_name = name
+    return factory
+
+
+def _make_all() -> tuple[dict[int, Any], dict[int, Any]]:
+    """One stand-in per distinct original (threading.RLock and _thread.RLock get different ones)."""
+    factories = {id(obj): _make_factory(name, obj) for name, obj in _ORIGINALS.items()}
+    for key, (name, obj) in _ALIASES.items():
+        if key not in factories:
+            factories[key] = _make_factory(name, obj)
+    originals = {id(factory): _original_of(factory) for factory in factories.values()}
+    return factories, originals
+
+
+def _original_of(factory: Any) -> Any:
+    return factory._tt_original if isinstance(factory, _FactoryClass) else factory.__wrapped__
+
+
+_namespace = tracedthreading.__dict__  # the package is partly initialised here: read at call time only
+_FACTORIES, _ORIGINAL_OF = _make_all()
+_PROXY_IDS = {id(proxy): proxy for proxy in _FACTORIES.values()}
+
+
+def is_patched() -> bool:
+    """True between :func:`patch` and :func:`unpatch`."""
+    return _active
+
+
+def patch() -> None:
+    """Make ``threading``'s factories (and modules' copies of them) build traced primitives; idempotent.
+
+    A second call only patches modules imported since the first. Emits ``patch.missed`` naming the
+    places holding a stdlib factory that cannot be replaced (class attributes, read-only modules).
+    """
+    global _active
+    with _lock:
+        if not _active:
+            for name, original in _ORIGINALS.items():
+                setattr(threading, name, _FACTORIES[id(original)])
+                _applied.append((threading, name, original))
+            _active = True
+        missed = _patch_modules()
+    if missed:
+        _report_missed(missed)
+
+
+def unpatch() -> None:
+    """Put every original factory back (by identity) wherever :func:`patch` replaced it; idempotent.
+
+    Module attributes that were rebound to something else since are left alone; modules imported
+    under the patch that copied a proxy (``from threading import Lock``) get the original too.
+    """
+    global _active
+    with _lock:
+        if not _active:
+            return
+        _active = False
+        for module, attribute, original in reversed(_applied):
+            if getattr(module, attribute, None) is _FACTORIES[id(original)]:
+                setattr(module, attribute, original)
+        _applied.clear()
+        for module, attribute, proxy in _scan(_PROXY_IDS):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(module, attribute, _ORIGINAL_OF[id(proxy)])
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[None]:
+    """``with patched():`` traces the block; it undoes only a patch it made itself (nesting is safe)."""
+    was_active = _active
+    patch()
+    try:
+        yield
+    finally:
+        if not was_active:
+            unpatch()
+
+
+# -- the module scan ----------------------------------------------------------------------------------
+
+
+def _targets() -> dict[int, Any]:
+    targets: dict[int, Any] = {id(obj): obj for obj in _ORIGINALS.values()}
+    targets.update((key, obj) for key, (_name, obj) in _ALIASES.items())
+    return targets
+
+
+def _skipped(module_name: str) -> bool:
+    return any(module_name == skip or module_name.startswith(skip + ".") for skip in _SKIP_MODULES)
+
+
+def _scan(wanted: dict[int, Any]) -> Iterator[tuple[types.ModuleType, str, Any]]:
+    """``(module, attribute, value)`` for module globals whose value is one of ``wanted`` (by identity)."""
+    for module_name, module in list(sys.modules.items()):
+        if not isinstance(module, types.ModuleType) or _skipped(module_name):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attribute, value in list(namespace.items()):
+            if id(value) in wanted and value is wanted[id(value)]:
+                yield module, attribute, value
+
+
+def _class_holders(module_name: str, module: types.ModuleType, wanted: dict[int, Any]) -> Iterator[str]:
+    """``module.Class.attr`` for classes defined in ``module`` holding a factory (staticmethod or not)."""
+    for class_name, value in list(vars(module).items()):
+        if not isinstance(value, type) or getattr(value, "__module__", None) != module_name:
+            continue
+        for attribute, member in list(vars(value).items()):
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if id(member) in wanted and member is wanted[id(member)]:
+                yield f"{module_name}.{class_name}.{attribute}"
+
+
+def _patch_modules() -> list[str]:
+    """Replace module globals that are stdlib factories; return the holders left unpatched."""
+    wanted = _targets()
+    missed: list[str] = []
+    for module, attribute, original in _scan(wanted):
+        try:
+            setattr(module, attribute, _FACTORIES[id(original)])
+        except (AttributeError, TypeError):
+            missed.append(f"{module.__name__}.{attribute}")
+            continue
+        _applied.append((module, attribute, original))
+    for module_name, module in list(sys.modules.items()):
+        if isinstance(module, types.ModuleType) and not _skipped(module_name):
+            with contextlib.suppress(Exception):  # a module whose vars() misbehave is just not scanned
+                missed.extend(_class_holders(module_name, module, wanted))
+    return sorted(set(missed))
+
+
+def _report_missed(missed: list[str]) -> None:
+    fields: dict[str, Any] = {"lock": "threading", "kind": "patch", **_events.thread_fields(), "modules": missed}
+    _events.emit(_events.PATCH_MISSED, "warning", fields)
