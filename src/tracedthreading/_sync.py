@@ -32,27 +32,38 @@ class _Measured(_Traced):
 
     def _init_traced(self, name: str | None, depth: int) -> None:
         self._init_identity(name, depth + 1)
-        self._c = _stats.Counters("", self._kind)
+        self._c: _stats.Counters | None = None  # made on first use: many primitives never wait
+
+    def _counts(self) -> _stats.Counters:
+        """This primitive's counters, created on first use (call with ``_stats.lock`` held)."""
+        c = self._c
+        if c is None:
+            c = self._c = _stats.Counters("", self._kind)
+        return c
 
     def _counters(self) -> _stats.Counters:
         counters = _stats.Counters(self.trace_name, self._kind)
         with _stats.lock:
-            counters.add(self._c)
+            if self._c is not None:
+                counters.add(self._c)
         return counters
 
     def _reset_counters(self) -> None:
         with _stats.lock:
-            self._c = _stats.Counters("", self._kind)
+            self._c = None
 
     def __del__(self) -> None:
         try:
-            _stats.retire(self._counters(), self._key)
+            if self._c is None:  # never used: only the instance count survives (cheap, see _stats)
+                _stats._dead_unused.append((self._key, self._tname, self._module, self._line, self._kind))
+            else:
+                _stats.retire(self._counters(), self._key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
             pass
 
     def _record(self, waited: int, *, ok: bool = True, blocked: bool = True, broken: bool = False) -> None:
         with _stats.lock:
-            c = self._c
+            c = self._counts()
             if ok:
                 c.acquisitions += 1
             else:
@@ -172,7 +183,7 @@ class Semaphore(_Measured, _std.Semaphore):
                 self._order_push()
                 return True
             with _stats.lock:
-                self._c.failures += 1  # a try (non-blocking or timeout=0) that found no permit
+                self._counts().failures += 1  # a try (non-blocking or timeout=0) that found no permit
             return False
         start = _clock()
         got = _std.Semaphore.acquire(self, True, timeout)
@@ -343,7 +354,7 @@ class Timer(_Measured, _std.Timer):
         finally:
             took = _clock() - began
             with _stats.lock:
-                c = self._c
+                c = self._counts()
                 c.acquisitions += 1
                 c.wait_total += late
                 c.wait_max = max(c.wait_max, late)
