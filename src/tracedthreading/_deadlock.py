@@ -71,6 +71,7 @@ def _report_self_wait(lock: Any) -> None:
 def _check_cycle(lock: Any, held: _threads.Held) -> None:
     """Follow lock -> holder -> awaited lock ...; a chain back to ``held`` is a deadlock."""
     chain: list[tuple[_threads.Held, Any]] = [(held, lock)]
+    seen = {id(held)}
     current = lock
     for _ in range(_MAX_CHAIN):
         owner = current._holder
@@ -79,6 +80,9 @@ def _check_cycle(lock: Any, held: _threads.Held) -> None:
         if owner is held:
             _report_deadlock(chain)
             return
+        if id(owner) in seen:
+            return  # a cycle of other threads (reported by them) or a self-wait: we only wait on it
+        seen.add(id(owner))
         waiting = owner.waiting
         if waiting is None or getattr(waiting, "_holder", None) is None:
             return

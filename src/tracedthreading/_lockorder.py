@@ -1,9 +1,14 @@
 """The lock-order graph: edges "held A while acquiring B", incremental cycle detection, inversion reports.
 
 Only the slow path comes here: the primitives cache the held-stack context they last verified and skip
-this module while it repeats. New edges are inserted with the Pearce–Kelly dynamic topological order,
-so an edge that agrees with the order costs O(1) and one that does not costs only the affected region;
-an edge that would close a cycle is kept apart (``_back``) and reported once per distinct cycle.
+this module while it repeats (counting those takes in ``lock._ctxn``, folded into the edges later by
+:func:`_flush_context`). New edges are inserted with the Pearce–Kelly dynamic topological order, so an
+edge that agrees with the order costs O(1) and one that does not costs only the affected region; an
+edge that would close a cycle is kept apart (``_back``) and never enters the ordered part.
+
+Reports. A new edge that closes cycles gives one report (one per closing edge, so one per distinct
+cycle): the shortest cycle through it, ties broken by the locks' names, preferring a cycle that is not
+gated. Other cycles through the same new edge share its fix and are not reported again.
 
 Precision rules: trylocks add no edge into themselves; RLock re-entries never reach here; every edge
 keeps its guard set (other locks held, intersected over all its takes) and a cycle whose edges share a
@@ -16,12 +21,13 @@ import _thread
 import itertools
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from tracedthreading import _config, _events, _stats, _threads
 from tracedthreading.snapshot import Inversion, OrderEdge
 
-__all__ = ["LockOrderError", "forget", "inversions", "observe", "reset", "retire"]
+__all__ = ["LockOrderError", "forget", "inversions", "load_suppressions", "observe", "reset", "retire", "stats"]
 
 _CONFIG = _config.CONFIG
 
@@ -35,7 +41,7 @@ class LockOrderError(RuntimeError):
 
 
 class _Edge:
-    __slots__ = ("count", "dst", "guards", "src", "stack", "thread", "thread_id", "timed")
+    __slots__ = ("context", "count", "dst", "guards", "src", "stack", "thread", "thread_id", "timed")
 
     def __init__(self, src: int, dst: int, guards: frozenset[int], timed: bool, stack: tuple[str, ...]) -> None:
         self.src = src
@@ -46,32 +52,30 @@ class _Edge:
         self.stack = stack
         self.thread_id = _thread.get_ident()
         self.thread = _threads.thread_name(self.thread_id)
-
-
-class _Cycle:
-    __slots__ = ("edges", "ident", "nodes")
-
-    def __init__(self, nodes: list[int], edges: list[_Edge]) -> None:
-        self.nodes = nodes
-        self.edges = edges
-        self.ident = frozenset((e.src, e.dst) for e in edges)
+        self.context = context
 
 
 _lock = _thread.allocate_lock()  # raw: guards every structure below
-_succ: dict[int, dict[int, _Edge]] = {}  # acyclic part, kept in topological order
+# Invariant: ``_succ`` (with ``_pred`` its mirror) is acyclic and _ord[src] < _ord[dst] for each of its
+# edges; every other edge is in ``_back`` (mirrored by ``_back_out``/``_back_in``). Cycle searches walk both.
+_succ: dict[int, dict[int, _Edge]] = {}
 _pred: dict[int, set[int]] = {}
 _ord: dict[int, int] = {}
-_back: dict[tuple[int, int], _Edge] = {}  # edges that closed a cycle when added
+_back: dict[tuple[int, int], _Edge] = {}
+_back_out: dict[int, dict[int, _Edge]] = {}
+_back_in: dict[int, set[int]] = {}
 _names: dict[int, str] = {}
 _sites: dict[int, str] = {}
-_class_keys: dict[tuple[str, int] | str, int] = {}  # lock_class mode: creation site -> node
+_class_keys: dict[str, int] = {}  # lock_class mode: creation site -> node
 _node_of: dict[int, int] = {}  # lock_class mode: lock key -> node
 _reported: set[frozenset[tuple[int, int]]] = set()
-_pending: list[_Cycle] = []  # gated cycles waiting for a guard set to shrink
+_pending: list[_Edge] = []  # closing edges whose every cycle is gated, re-checked when a guard set shrinks
 _inversions: list[Inversion] = []
 _dead: list[int] = []
 _stack_cache: dict[tuple[Any, int], tuple[str, ...]] = {}
 _STACK_CACHE_MAX = 4096
+_SEARCH_BUDGET = 20_000  # edge visits allowed when looking past a gated shortest cycle
+_MAX_DEPTH = 200  # longest path the gated-cycle search follows (it recurses)
 _ord_counter = itertools.count()
 _file_suppressions: tuple[str, ...] = ()
 context = ""  # set by the pytest plugin: the test that is running
@@ -94,11 +98,15 @@ def observe(lock: Any, held: list[int], timed: bool, holding: bool = True) -> No
         node = _node(lock)
         if holding and not timed:
             _flush_context(lock, node)
-        nodes = [_node_for_key(key) for key in held]
+        if len(held) == 1:
+            nodes = [_node_for_key(held[0])]
+        else:
+            nodes = list(dict.fromkeys([_node_for_key(key) for key in held]))  # one edge per source node
         present = set(nodes)
+        shrunk = False
         for src in nodes:
             if src == node or src is None:
-                continue  # a lock's own key (trylock then re-acquire) or a vanished lock
+                continue  # a lock's own key (trylock then re-acquire, same class) or a vanished lock
             guards = frozenset(present.difference((src, node, None)))
             edge = _edge(src, node)
             if edge is None:
@@ -110,7 +118,9 @@ def observe(lock: Any, held: list[int], timed: bool, holding: bool = True) -> No
                     edge.timed = False
                 if not edge.guards <= guards:
                     edge.guards = edge.guards & guards
-                    reports.extend(_recheck(edge))
+                    shrunk = True
+        if shrunk and _pending:
+            reports.extend(_recheck())
         if holding and not timed:
             lock._ctx = list(held)
             lock._ctxn = 0
@@ -134,16 +144,15 @@ def _publish(reports: list[tuple[str, Any]], holding_lock: Any) -> None:
 
 
 def _inversion_fields(inversion: Inversion) -> dict[str, Any]:
-    first = inversion.edges[-1]
+    closing = inversion.edges[-1]  # the edge just taken; its dst is the lock being acquired
     fields: dict[str, Any] = {
-        "lock": first.dst,
+        "lock": closing.dst,
         "kind": "lock",
-        "thread": first.thread,
-        "thread_id": first.thread_id,
+        **_events.thread_fields(),
         "cycle": list(inversion.locks),
         "edges": [
             {"src": e.src, "dst": e.dst, "count": e.count, "thread": e.thread, "thread_id": e.thread_id,
-             "stack": list(e.stack), "timed": e.timed}
+             "stack": list(e.stack), "timed": e.timed, "guards": list(e.guards), "context": e.context}
             for e in inversion.edges
         ],
         "hint": inversion.hint,
@@ -211,8 +220,7 @@ def _flush_context(lock: Any, node: int) -> None:
     old = lock._ctx
     if not count or not old:
         return
-    for key in old:
-        src = _node_of.get(key, key) if _CONFIG.lock_class else key
+    for src in dict.fromkeys(_node_of.get(key, key) if _CONFIG.lock_class else key for key in old):
         edge = _edge(src, node)
         if edge is not None:
             edge.count += count
@@ -239,34 +247,35 @@ def _witness_stack() -> tuple[str, ...]:
 
 
 def _insert(edge: _Edge) -> list[tuple[str, Any]]:
+    """Add a new edge; returns the reports of the cycle it closes, if any."""
     src, dst = edge.src, edge.dst
     for node in (src, dst):
         if node not in _ord:
             _ord[node] = next(_ord_counter)
             _succ.setdefault(node, {})
             _pred.setdefault(node, set())
+    if not _place(edge):
+        _back[(src, dst)] = edge
+        _back_out.setdefault(src, {})[dst] = edge
+        _back_in.setdefault(dst, set()).add(src)
+        return _close(edge)  # the ordered part already has a path dst ->* src
+    if _back:
+        return _close(edge)  # a path dst ->* src may run through back edges
+    return []
+
+
+def _place(edge: _Edge) -> bool:
+    """Put ``edge`` in the ordered part, reordering the affected region; False if it closes a cycle there."""
+    src, dst = edge.src, edge.dst
     lower, upper = _ord[dst], _ord[src]
-    if lower > upper:
-        _add(edge)  # already consistent with the order
-    else:
+    if lower < upper:
         forward = _reach_forward(dst, upper)
         if src in forward:
-            _back[(src, dst)] = edge
-        else:
-            backward = _reach_backward(src, lower)
-            _reorder(backward, forward)
-            _add(edge)
-    if not _back:
-        return []
-    path = _path(dst, src)
-    if path is None:
-        return []
-    return _found_cycle([src, *path[:-1]])
-
-
-def _add(edge: _Edge) -> None:
-    _succ[edge.src][edge.dst] = edge
-    _pred[edge.dst].add(edge.src)
+            return False
+        _reorder(_reach_backward(src, lower), forward)
+    _succ[src][dst] = edge
+    _pred[dst].add(src)
+    return True
 
 
 def _reach_forward(start: int, upper: int) -> set[int]:
@@ -294,61 +303,148 @@ def _reach_backward(start: int, lower: int) -> set[int]:
 
 
 def _reorder(backward: set[int], forward: set[int]) -> None:
-    """Pearce–Kelly: give the nodes that reach ``src`` the lowest of the affected slots."""
+    """Pearce–Kelly: the nodes that reach ``src`` take the lowest of the affected slots, in their old order."""
     nodes = sorted(backward, key=_ord.__getitem__) + sorted(forward, key=_ord.__getitem__)
     slots = sorted(_ord[node] for node in nodes)
     for node, slot in zip(nodes, slots):
         _ord[node] = slot
 
 
-def _path(start: int, goal: int) -> list[int] | None:
-    """Shortest path start ->* goal over every edge (ordered and back edges), as a node list."""
-    parents: dict[int, int | None] = {start: None}
-    frontier = [start]
-    while frontier:
-        following = []
-        for node in frontier:
-            nexts = list(_succ.get(node, ()))
-            nexts.extend(dst for (src, dst) in _back if src == node)
-            for nxt in nexts:
-                if nxt in parents:
-                    continue
-                parents[nxt] = node
-                if nxt == goal:
-                    path = [nxt]
-                    while parents[path[-1]] is not None:
-                        path.append(parents[path[-1]])  # type: ignore[arg-type]
-                    path.reverse()
-                    return path
-                following.append(nxt)
-        frontier = following
-    return None
+def _out(node: int) -> Iterator[tuple[int, _Edge]]:
+    """Every edge leaving ``node``, ordered part and back edges."""
+    yield from _succ.get(node, {}).items()
+    back = _back_out.get(node)
+    if back:
+        yield from back.items()
+
+
+def _settle_back() -> None:
+    """After nodes were removed, move back edges that no longer close a cycle into the ordered part."""
+    for pair, edge in list(_back.items()):
+        if edge.src in _ord and edge.dst in _ord and _place(edge):
+            del _back[pair]
+            _discard_back(_back_out, edge.src, edge.dst)
+            _discard_back(_back_in, edge.dst, edge.src)
+
+
+def _discard_back(index: dict[int, Any], node: int, other: int) -> None:
+    """Remove ``other`` from ``index[node]`` (a dict or set), dropping the entry once empty."""
+    entries = index.get(node)
+    if entries is not None:
+        if isinstance(entries, dict):
+            entries.pop(other, None)
+        else:
+            entries.discard(other)
+        if not entries:
+            del index[node]
 
 
 # -- cycles -----------------------------------------------------------------------------------------
 
 
-def _found_cycle(nodes: list[int]) -> list[tuple[str, Any]]:
-    edges = [_edge(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))]
-    if any(edge is None for edge in edges):
+def _shortest_cycle(edge: _Edge) -> list[_Edge] | None:
+    """The shortest cycle through ``edge`` (ties: smallest lock names first), closing edge last."""
+    src, dst = edge.src, edge.dst
+    # Breadth-first from dst until src: distances of the nodes that can start a shortest path.
+    dist = {dst: 0}
+    frontier = [dst]
+    found = False
+    while frontier and not found:
+        following = []
+        for node in frontier:
+            for nxt, _e in _out(node):
+                if nxt not in dist:
+                    dist[nxt] = dist[node] + 1
+                    following.append(nxt)
+                    found = found or nxt == src
+        frontier = following
+    if not found:
+        return None
+    # Distance to src, over the explored region only, walking edges backwards from src.
+    to_src = {src: 0}
+    frontier = [src]
+    while frontier:
+        following = []
+        for node in frontier:
+            for prv in itertools.chain(_pred.get(node, ()), _back_in.get(node, ())):
+                if prv not in to_src and dist.get(prv) == dist[node] - 1:
+                    to_src[prv] = to_src[node] + 1
+                    following.append(prv)
+        frontier = following
+    path: list[_Edge] = []
+    node = dst
+    while node != src:
+        steps = [(e, nxt) for nxt, e in _out(node) if to_src.get(nxt) == to_src[node] - 1]
+        step, node = min(steps, key=lambda item: (_names.get(item[1], ""), item[1]))
+        path.append(step)
+    path.append(edge)
+    return path
+
+
+def _ungated_cycle(edge: _Edge) -> list[_Edge] | None:
+    """The shortest ungated cycle through ``edge`` (ties by names), searching within a work budget."""
+    src, dst = edge.src, edge.dst
+    best: list[_Edge] | None = None
+    budget = _SEARCH_BUDGET
+    path: list[_Edge] = []
+    on_path = {dst}
+
+    def visit(node: int) -> None:
+        nonlocal best, budget
+        for nxt, e in sorted(_out(node), key=lambda item: (_names.get(item[0], ""), item[0])):
+            budget -= 1
+            if budget < 0:
+                return
+            if (best is not None and len(path) + 2 >= len(best)) or len(path) > _MAX_DEPTH:
+                return  # nothing shorter down this branch (equal length: the first found sorts first)
+            if nxt == src:
+                cycle = [*path, e, edge]
+                if not _gates(cycle):
+                    best = cycle
+                continue
+            if nxt in on_path:
+                continue
+            path.append(e)
+            on_path.add(nxt)
+            visit(nxt)
+            on_path.discard(nxt)
+            path.pop()
+
+    visit(dst)
+    return best
+
+
+def _gates(cycle: list[_Edge]) -> frozenset[int]:
+    """Locks held at every take of every edge of ``cycle`` (other than its own locks)."""
+    return frozenset.intersection(*(e.guards for e in cycle)) - {e.src for e in cycle}
+
+
+def _close(edge: _Edge) -> list[tuple[str, Any]]:
+    """``edge`` is new: report the cycle it closes (if any), or keep it pending when every one is gated."""
+    cycle = _shortest_cycle(edge)
+    if cycle is None:
         return []
-    cycle = _Cycle(nodes, edges)  # type: ignore[arg-type]
-    if cycle.ident in _reported or any(c.ident == cycle.ident for c in _pending):
-        return []
+    if _gates(cycle):
+        ungated = _ungated_cycle(edge)
+        if ungated is None:
+            _pending.append(edge)
+            names = [_names.get(e.src, str(e.src)) for e in cycle]
+            gates = sorted(_names.get(g, str(g)) for g in _gates(cycle))
+            return [("suppressed", {"lock": _names.get(edge.dst, str(edge.dst)), "kind": "lock",
+                                    **_events.thread_fields(), "cycle": names,
+                                    "reason": f"every edge taken under {', '.join(gates)}"})]
+        cycle = ungated
     return _judge(cycle)
 
 
-def _judge(cycle: _Cycle) -> list[tuple[str, Any]]:
-    names = [_names.get(node, str(node)) for node in cycle.nodes]
-    gates = frozenset.intersection(*(edge.guards for edge in cycle.edges)) - set(cycle.nodes)
-    if gates:
-        _pending.append(cycle)
-        gate_names = sorted(_names.get(g, str(g)) for g in gates)
-        return [("suppressed", {"lock": names[0], "kind": "lock", **_events.thread_fields(),
-                                "cycle": names, "reason": f"every edge taken under {', '.join(gate_names)}"})]
-    _reported.add(cycle.ident)
+def _judge(cycle: list[_Edge]) -> list[tuple[str, Any]]:
+    ident = frozenset((e.src, e.dst) for e in cycle)
+    if ident in _reported:
+        return []
+    _reported.add(ident)
     suppressed = _suppressed_by(cycle)
     if suppressed:
+        names = [_names.get(e.src, str(e.src)) for e in cycle]
         return [("suppressed", {"lock": names[0], "kind": "lock", **_events.thread_fields(),
                                 "cycle": names, "reason": f"suppression {suppressed!r}"})]
     inversion = _make_inversion(cycle)
@@ -356,55 +452,59 @@ def _judge(cycle: _Cycle) -> list[tuple[str, Any]]:
     return [("inversion", inversion)]
 
 
-def _recheck(edge: _Edge) -> list[tuple[str, Any]]:
-    """A guard set shrank: gated cycles through ``edge`` may now be real inversions."""
+def _recheck() -> list[tuple[str, Any]]:
+    """A guard set shrank: pending closing edges may now close an ungated cycle."""
     reports: list[tuple[str, Any]] = []
-    for cycle in [c for c in _pending if edge in c.edges]:
-        gates = frozenset.intersection(*(e.guards for e in cycle.edges)) - set(cycle.nodes)
-        if not gates:
-            _pending.remove(cycle)
+    for edge in list(_pending):
+        cycle = _ungated_cycle(edge)
+        if cycle is not None:
+            _pending.remove(edge)
             reports.extend(_judge(cycle))
     return reports
 
 
-def _suppressed_by(cycle: _Cycle) -> str | None:
+def _suppressed_by(cycle: list[_Edge]) -> str | None:
     patterns = (*_CONFIG.suppressions, *_file_suppressions)
     if not patterns:
         return None
-    for node in cycle.nodes:
-        for label in (_names.get(node), _sites.get(node)):
+    for edge in cycle:
+        for label in (_names.get(edge.dst), _sites.get(edge.dst)):
             if label is None:
                 continue
             for pattern in patterns:
-                if label == pattern or label.startswith(pattern.rstrip("*")) and pattern.endswith("*"):
+                if label == pattern or (pattern.endswith("*") and label.startswith(pattern.rstrip("*"))):
                     return pattern
     return None
 
 
 def _pending_takes(edge: _Edge) -> int:
-    """Takes of ``edge`` counted by its destination lock's context cache but not yet flushed."""
+    """Takes of ``edge`` counted by context caches (of the destination lock, or its class) not yet flushed."""
     if _CONFIG.lock_class:
-        return 0
-    ref = _stats._live.get(edge.dst)
-    lock = ref() if ref is not None else None
-    if lock is None:
-        return 0
-    ctx = lock._ctx
-    if ctx and edge.src in ctx:
-        return int(lock._ctxn)
-    return 0
+        keys = [key for key, node in _node_of.items() if node == edge.dst]
+    else:
+        keys = [edge.dst]
+    total = 0
+    for key in keys:
+        ref = _stats._live.get(key)
+        lock = ref() if ref is not None else None
+        if lock is None:
+            continue
+        ctx = lock._ctx
+        if ctx and any((_node_of.get(k, k) if _CONFIG.lock_class else k) == edge.src for k in ctx):
+            total += int(lock._ctxn)
+    return total
 
 
-def _make_inversion(cycle: _Cycle) -> Inversion:
+def _make_inversion(cycle: list[_Edge]) -> Inversion:
     edges = []
-    for edge in cycle.edges:
+    for edge in cycle:
         count = edge.count + _pending_takes(edge)
         edges.append(OrderEdge(
             src=_names.get(edge.src, str(edge.src)), dst=_names.get(edge.dst, str(edge.dst)), count=count,
             thread=edge.thread, thread_id=edge.thread_id, stack=edge.stack, timed=edge.timed,
-            guards=tuple(sorted(_names.get(g, str(g)) for g in edge.guards)),
+            guards=tuple(sorted(_names.get(g, str(g)) for g in edge.guards)), context=edge.context,
         ))
-    locks = tuple(_names.get(node, str(node)) for node in cycle.nodes)
+    locks = tuple(e.src for e in edges)
     return Inversion(
         locks=locks, edges=tuple(edges), hint=_hint(edges), timed=any(e.timed for e in edges), context=context,
     )
@@ -412,7 +512,7 @@ def _make_inversion(cycle: _Cycle) -> Inversion:
 
 def _hint(edges: list[OrderEdge]) -> str:
     """Name the dominant order and the rare edge that breaks it: the likely culprit."""
-    rare = min(edges, key=lambda e: e.count)
+    rare = min(reversed(edges), key=lambda e: e.count)  # on a tie, the edge that closed the cycle
     others = [e for e in edges if e is not rare]
     if len(edges) == 2:
         dominant = others[0]
@@ -435,6 +535,7 @@ def retire(key: int) -> None:
 
 
 def _drain_dead() -> None:
+    removed = False
     while _dead:
         key = _dead.pop()
         _names.pop(key, None)
@@ -442,35 +543,55 @@ def _drain_dead() -> None:
         if _CONFIG.lock_class or key in _node_of:
             _node_of.pop(key, None)
             continue  # class nodes outlive their instances (bounded by the number of sites)
-        _remove_node(key)
+        removed = _remove_node(key) or removed
+    if removed and _back:
+        _settle_back()
 
 
-def _remove_node(node: int) -> None:
+def _remove_node(node: int) -> bool:
+    """Drop ``node``, its edges, and the reports and pending checks that mention it; True if it had edges."""
+    if node not in _ord:
+        return False
     for dst in _succ.pop(node, {}):
-        preds = _pred.get(dst)
-        if preds is not None:
-            preds.discard(node)
+        _pred[dst].discard(node)
     for src in _pred.pop(node, set()):
-        succ = _succ.get(src)
-        if succ is not None:
-            succ.pop(node, None)
-    _ord.pop(node, None)
-    if _back:
-        for pair in [pair for pair in _back if node in pair]:
-            del _back[pair]
+        _succ[src].pop(node, None)
+    for dst in _back_out.pop(node, {}):
+        del _back[(node, dst)]
+        _discard_back(_back_in, dst, node)
+    for src in _back_in.pop(node, set()):
+        del _back[(src, node)]
+        _discard_back(_back_out, src, node)
+    del _ord[node]
+    if _reported:
+        _reported.difference_update([ident for ident in _reported if any(node in pair for pair in ident)])
     if _pending:
-        _pending[:] = [c for c in _pending if node not in c.nodes]
+        _pending[:] = [e for e in _pending if node not in (e.src, e.dst)]
+    return True
 
 
 def forget(lock: Any) -> None:
-    """Drop everything the order graph knows about ``lock`` (its edges, pending gated cycles)."""
+    """Drop everything the order graph knows about ``lock`` (its edges, reports, pending gated cycles)."""
     with _lock:
         key = lock._key
         node = _node_of.get(key, key) if _CONFIG.lock_class else key
-        _remove_node(node)
+        if _remove_node(node) and _back:
+            _settle_back()
+        if node != key:
+            _class_keys.pop(_sites.get(node, ""), None)
+            _names.pop(node, None)
+            _sites.pop(node, None)
+            for other in [k for k, n in _node_of.items() if n == node]:
+                del _node_of[other]
         _names.pop(key, None)
         _sites.pop(key, None)
     lock._ctx = None
+    # Locks whose cached context includes this one must observe again (to re-create forgotten edges);
+    # an impossible key appended keeps the cached takes of their other edges flushable.
+    for primitive in _stats.live():
+        ctx = getattr(primitive, "_ctx", None)
+        if ctx and key in ctx:
+            primitive._ctx = [*ctx, 0]
 
 
 def inversions() -> tuple[Inversion, ...]:
@@ -480,13 +601,17 @@ def inversions() -> tuple[Inversion, ...]:
 
 
 def stats() -> dict[str, int]:
-    """Sizes of the graph (for memory tests and the summary)."""
+    """Sizes of the graph (for memory tests and the summary); dead locks are dropped first."""
     with _lock:
+        if _dead:
+            _drain_dead()
         return {
             "nodes": len(_ord),
             "edges": sum(len(s) for s in _succ.values()) + len(_back),
+            "back_edges": len(_back),
             "names": len(_names),
             "pending": len(_pending),
+            "reported": len(_reported),
             "stack_cache": len(_stack_cache),
         }
 
@@ -498,6 +623,8 @@ def reset() -> None:
         _pred.clear()
         _ord.clear()
         _back.clear()
+        _back_out.clear()
+        _back_in.clear()
         _names.clear()
         _sites.clear()
         _class_keys.clear()
