@@ -20,7 +20,7 @@ from tracedthreading.snapshot import DeadlockReport, DeadlockThread
 __all__ = ["blocking_acquire", "deadlocks", "reset"]
 
 _CONFIG = _config.CONFIG
-_lock = _thread.allocate_lock()
+_lock = _thread.RLock()  # raw, re-entrant: a GC-run __del__ may come back in
 _reports: list[DeadlockReport] = []
 _seen: set[frozenset[tuple[int, int]]] = set()
 _self_waits: set[str] = set()
@@ -163,7 +163,7 @@ def reset() -> None:
 
 def _after_fork_in_child() -> None:
     global _lock
-    _lock = _thread.allocate_lock()
+    _lock = _thread.RLock()  # raw, re-entrant: a GC-run __del__ may come back in
 
 
 if hasattr(os, "register_at_fork"):

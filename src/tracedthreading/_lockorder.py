@@ -55,7 +55,10 @@ class _Edge:
         self.context = context
 
 
-_lock = _thread.allocate_lock()  # raw: guards every structure below
+# Raw (never traced) and re-entrant: the garbage collector can run a __del__ that takes traced locks
+# while this thread is inside observe(); such a nested observe is skipped (see there), other readers
+# (snapshot, stats) may nest safely.
+_lock = _thread.RLock()
 # Invariant: ``_succ`` (with ``_pred`` its mirror) is acyclic and _ord[src] < _ord[dst] for each of its
 # edges; every other edge is in ``_back`` (mirrored by ``_back_out``/``_back_in``). Cycle searches walk both.
 _succ: dict[int, dict[int, _Edge]] = {}
@@ -90,6 +93,10 @@ def observe(lock: Any, held: list[int], timed: bool, holding: bool = True) -> No
     if not _CONFIG.order:
         if holding and not timed:
             lock._ctx = list(held)
+        return
+    if _lock._is_owned():
+        # Re-entered from a __del__ the GC ran inside the tracer: the graph is mid-update. Dropping
+        # this one observation is safe (the context cache stays unset, so the next take records it).
         return
     reports: list[tuple[str, Any]] = []
     with _lock:
@@ -234,12 +241,21 @@ def _witness_stack() -> tuple[str, ...]:
         frame = frame.f_back
     if frame is None:
         return ()
-    site = (frame.f_code, frame.f_lineno)
+    # The key is the whole call path (code, line) up to the depth kept: walking frames is cheap, it
+    # is formatting them that costs. Keyed on the innermost frame alone, two paths through one
+    # acquire line would share the first path's stack.
+    path = []
+    walk = frame
+    depth = _CONFIG.stack_depth
+    while walk is not None and len(path) < depth:
+        path.append((walk.f_code, walk.f_lineno))
+        walk = walk.f_back
+    site = tuple(path)
     stack = _stack_cache.get(site)
     if stack is None:
         if len(_stack_cache) >= _STACK_CACHE_MAX:
             _stack_cache.clear()
-        stack = _stack_cache[site] = tuple(_threads.format_frames(frame, _CONFIG.stack_depth))
+        stack = _stack_cache[site] = tuple(_threads.format_frames(frame, depth))
     return stack
 
 
@@ -663,7 +679,7 @@ def load_suppressions(path: str) -> tuple[str, ...]:
 
 def _after_fork_in_child() -> None:
     global _lock
-    _lock = _thread.allocate_lock()
+    _lock = _thread.RLock()
 
 
 if hasattr(os, "register_at_fork"):
