@@ -307,7 +307,11 @@ class Lock(_Traced):
         self.release()
 
     def _acquire_restore(self, state: Any) -> None:
-        self.acquire()
+        # Condition.wait must return holding its lock, so on_inversion="raise" only reports here.
+        try:
+            self.acquire()
+        except _lockorder.LockOrderError:
+            self.acquire()
 
     def _at_fork_reinit(self) -> None:
         self._block._at_fork_reinit()  # type: ignore[attr-defined]
@@ -557,15 +561,23 @@ class RLock(Lock):
         return state
 
     def _acquire_restore(self, state: tuple[int, int]) -> None:
+        # Condition.wait must return holding its lock, so on_inversion="raise" only reports here: the
+        # cycle is reported (once) and the retry finds the edge known.
         count = state[0]
         held = _current()
         if self._acq(False):
             if held:
-                _lockorder.observe(self, held, False)
+                try:
+                    _lockorder.observe(self, held, False)
+                except _lockorder.LockOrderError:
+                    self._acq()
             self._took(held)
             self._count = count
             return
-        self._wait(held, -1, count)
+        try:
+            self._wait(held, -1, count)
+        except _lockorder.LockOrderError:
+            self._wait(held, -1, count)
 
     def _at_fork_reinit(self) -> None:
         self._block._at_fork_reinit()  # type: ignore[attr-defined]

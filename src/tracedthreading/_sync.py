@@ -213,7 +213,11 @@ class Semaphore(_Measured, _std.Semaphore):
             return
         held = _threads.current()
         if held:
-            _lockorder.observe(self, held, False, holding=False)
+            try:
+                _lockorder.observe(self, held, False, holding=False)
+            except _lockorder.LockOrderError:
+                _std.Semaphore.release(self)  # raise mode: leave the semaphore as it was
+                raise
         held.append(self._key)
 
     def _order_pop(self, n: int) -> None:
