@@ -314,6 +314,9 @@ class Lock(_Traced):
             self.acquire()
 
     def _at_fork_reinit(self) -> None:
+        holder = self._holder
+        if holder is not None:  # reset to unlocked: nobody holds it any more
+            _unhold(holder, self._key)
         self._block._at_fork_reinit()  # type: ignore[attr-defined]
         self._holder = None
 
@@ -354,7 +357,10 @@ class Lock(_Traced):
                 if len(_dead_unused) > 4096:
                     _stats.try_drain()
             else:
-                _stats.retire(self._counters(), self._key)
+                _stats.retire_lock((
+                    self._key, self._tname, self._module, self._line, self._kind, holder is not None,
+                    self._hold_total, self._hold_max, self._hold_hist, self._rare, self._reentry_count(),
+                ))
                 _lockorder.retire(self._key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
             pass
@@ -580,8 +586,7 @@ class RLock(Lock):
             self._wait(held, -1, count)
 
     def _at_fork_reinit(self) -> None:
-        self._block._at_fork_reinit()  # type: ignore[attr-defined]
-        self._holder = None
+        super()._at_fork_reinit()
         self._count = 0
 
     def _reentry_count(self) -> int:

@@ -15,6 +15,7 @@ import weakref
 from collections import Counter as _Counter
 from collections import deque
 from itertools import repeat
+from operator import add as _add
 from typing import Any
 
 __all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "register", "retire"]
@@ -27,6 +28,7 @@ HIST_BUCKETS = 64
 lock = _thread.RLock()
 _live: dict[int, weakref.ref[Any]] = {}
 _dead: list[Counters] = []
+_dead_locks: list[tuple[Any, ...]] = []
 _dead_unused: list[tuple[int, str | None, str | None, int, str]] = []
 _folded: dict[tuple[str, str], Counters] = {}
 _instances: dict[tuple[str, str], int] = {}
@@ -107,12 +109,12 @@ def record(hist: list[int] | None, duration_ns: int) -> list[int]:
 
 
 def merge_hist(a: list[int] | None, b: list[int] | None) -> list[int] | None:
-    """Element-wise sum; None stands for an empty histogram."""
+    """Element-wise sum (a new list, summed in C); None stands for an empty histogram."""
     if b is None:
         return None if a is None else list(a)
     if a is None:
         return list(b)
-    return [x + y for x, y in zip(a, b)]
+    return list(map(_add, a, b))
 
 
 def percentile(hist: list[int] | None, fraction: float) -> float:
@@ -137,6 +139,35 @@ def percentile(hist: list[int] | None, fraction: float) -> float:
 def register(key: int, primitive: Any, name: str | None, kind: str) -> None:
     """Remember a new primitive weakly, by key; counts the instance against its name lazily."""
     _live[key] = weakref.ref(primitive)
+
+
+def retire_lock(record: tuple[Any, ...]) -> None:
+    """Queue a dead, used Lock/RLock as a plain tuple (``__del__``: no allocation beyond it).
+
+    ``record`` is (key, name, module, line, kind, held, hold_total, hold_max, hold_hist, rare, reentries).
+    """
+    _dead_locks.append(record)
+    _live.pop(record[0], None)
+    if len(_dead_locks) >= _DRAIN_AT:
+        try_drain()
+
+
+def _fold_lock(record: tuple[Any, ...]) -> None:
+    _key, name, module, line, kind, held, hold_total, hold_max, hist, rare, reentries = record
+    ident = (name if name is not None else f"{module}:{line}", kind)
+    folded = _folded.get(ident)
+    if folded is None:
+        folded = _folded[ident] = Counters(*ident)
+    if rare is not None:
+        folded.add(rare)
+    folded.acquisitions += (sum(hist) if hist else 0) + held
+    folded.reentries += reentries
+    folded.hold_total += hold_total
+    if hold_max > folded.hold_max:
+        folded.hold_max = hold_max
+    if hist is not None:
+        folded.hold_hist = hist if folded.hold_hist is None else list(map(_add, folded.hold_hist, hist))
+    _instances[ident] = _instances.get(ident, 0) + 1
 
 
 def retire(counters: Counters, key: int) -> None:
@@ -165,6 +196,8 @@ def _drain_locked() -> None:
         keys = [item[0] for item in batch]
         deque(map(_live.pop, keys, repeat(None)), maxlen=0)
         _unused_sites.update([item[1:] for item in batch])
+    while _dead_locks:
+        _fold_lock(_dead_locks.pop())
     while _dead:
         counters = _dead.pop()
         ident = (counters.name, counters.kind)
@@ -226,6 +259,7 @@ def reset() -> None:
     """Forget folded statistics and zero every live primitive's counters."""
     with lock:
         _drain_locked()  # drops dead primitives' registry entries
+        _dead_locks.clear()
         _unused_sites.clear()
         _folded.clear()
         _instances.clear()

@@ -177,8 +177,9 @@ class Semaphore(_Measured, _std.Semaphore):
             self._record(0, blocked=False)
             self._order_push()
             return True
-        if not blocking or (timeout is not None and timeout <= 0):
-            if timeout is not None and timeout <= 0 and blocking and _std.Semaphore.acquire(self, True, timeout):
+        try_only = isinstance(timeout, (int, float)) and timeout <= 0  # timeout=0: a try, like blocking=False
+        if not blocking or try_only:
+            if try_only and blocking and _std.Semaphore.acquire(self, True, timeout):
                 self._record(0, blocked=False)
                 self._order_push()
                 return True
@@ -346,12 +347,13 @@ class Timer(_Measured, _std.Timer):
 
     def run(self) -> None:
         # Same behaviour as threading.Timer.run, with the callback timed against its schedule.
-        if not self._scheduled:  # run() called directly, without start()
-            self._scheduled = _clock() + int(self.interval * 1e9)
+        called = _clock()
         self.finished.wait(self.interval)
         if self.finished.is_set():
             return
         began = _clock()
+        if not self._scheduled:  # run() called directly, without start()
+            self._scheduled = called + int(self.interval * 1e9)
         late = max(0, began - self._scheduled)
         try:
             self.function(*self.args, **self.kwargs)

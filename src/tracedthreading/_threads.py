@@ -22,11 +22,12 @@ class Held(list):  # type: ignore[type-arg]
 
     # Invariant: only the owning thread appends; any thread may remove a key it releases (Lock allows
     # release by another thread), which list.remove does atomically under the GIL.
-    __slots__ = ("__weakref__", "ident", "waiting", "waiting_since", "waiting_call")
+    __slots__ = ("__weakref__", "ident", "name", "waiting", "waiting_since", "waiting_call")
 
     def __init__(self, ident: int) -> None:
         super().__init__()
         self.ident = ident
+        self.name = ""  # the thread's name when first seen: outlives threading's registry entry
         self.waiting: Any = None  # the traced primitive this thread is blocked on, if any
         self.waiting_since = 0
         self.waiting_call = ""
@@ -52,10 +53,45 @@ def current() -> Held:
 def _new() -> Held:
     ident = _thread.get_ident()
     held = Held(ident)
+    held.name = thread_name(ident)
     tls.held = held
+    tls.exit_watch = _ExitWatch(held)
     with _all_lock:
         _all[ident] = held
     return held
+
+
+class _ExitWatch:
+    """Lives in the thread's local storage, which Python clears when the thread ends: a thread that
+    ends while still holding traced locks is reported (``thread.died_holding``) at that moment."""
+
+    __slots__ = ("held",)
+
+    def __init__(self, held: Held) -> None:
+        self.held = held
+
+    def __del__(self) -> None:
+        held = self.held
+        if not held or _thread.get_ident() != held.ident:
+            return
+        try:
+            from tracedthreading import _events
+
+            names = [_name_of_key(key) for key in list(held)]
+            _events.emit(_events.THREAD_DIED_HOLDING, "error", {
+                "lock": names[-1], "kind": "lock", "thread": thread_name(held.ident), "thread_id": held.ident,
+                "held": names,
+            })
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def _name_of_key(key: int) -> str:
+    from tracedthreading import _stats
+
+    ref = _stats._live.get(key)
+    lock = ref() if ref is not None else None
+    return lock.trace_name if lock is not None else f"<dead lock {key}>"
 
 
 def all_held() -> dict[int, Held]:
@@ -92,6 +128,9 @@ def thread_name(ident: int) -> str:
             pass
     if ident == _main_ident:
         return "MainThread"
+    held = _all.get(ident)
+    if held is not None and held.name:
+        return held.name
     return f"Thread-{ident}"
 
 
