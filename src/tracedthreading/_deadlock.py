@@ -45,7 +45,7 @@ def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | Non
 
 
 def _wait_sliced(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float, start: int) -> bool:
-    acquire = lock._acq
+    acquire = lock._block.acquire
     slice_ = _CONFIG.wait_long_threshold
     if slice_ is None or (timeout != -1 and timeout <= slice_):
         return bool(acquire(True, timeout))

@@ -108,7 +108,6 @@ class Lock(_Traced):
 
     __slots__ = (
         "__weakref__",
-        "_acq",
         "_block",
         "_key",
         "_line",
@@ -122,7 +121,6 @@ class Lock(_Traced):
         "_hold_max",
         "_hold_total",
         "_rare",
-        "_rel",
         "_t0",
     )
     _kind = "lock"
@@ -130,9 +128,7 @@ class Lock(_Traced):
 
     def __init__(self, *, name: str | None = None) -> None:
         # Creation is on the hot path of programs that make a lock per object: no helper calls here.
-        self._block = block = _allocate_lock()
-        self._acq = block.acquire
-        self._rel = block.release
+        self._block = _allocate_lock()
         self._holder: _threads.Held | None = None
         self._last: _threads.Held | None = None  # who released it last: names the blocker in a handoff
         self._ctx: list[int] | None = None
@@ -156,7 +152,7 @@ class Lock(_Traced):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, like ``threading.Lock.acquire``; returns True when it was acquired."""
-        if blocking is True and timeout == -1 and self._acq(False):
+        if blocking is True and timeout == -1 and self._block.acquire(False):
             try:
                 held = _tls.held
             except AttributeError:
@@ -174,7 +170,7 @@ class Lock(_Traced):
 
     def __enter__(self) -> bool:
         # acquire() without its argument checks: the same fast path, one comparison shorter.
-        if self._acq(False):
+        if self._block.acquire(False):
             try:
                 held = _tls.held
             except AttributeError:
@@ -194,7 +190,7 @@ class Lock(_Traced):
         """Release the lock (from any thread, as Lock allows); ``RuntimeError`` if it is not locked."""
         held = self._holder
         if held is None:
-            self._rel()  # raises the stdlib's RuntimeError when unlocked
+            self._block.release()  # raises the stdlib's RuntimeError when unlocked
             return
         hold = _clock() - self._t0
         self._hold_total += hold
@@ -202,8 +198,8 @@ class Lock(_Traced):
             self._hold_max = hold
         try:
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except TypeError:
-            self._hold_hist = _stats.record(None, hold)
+        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
+            self._hold_hist = _stats.record(self._hold_hist, hold)
         self._holder = None
         self._last = held
         try:
@@ -212,14 +208,14 @@ class Lock(_Traced):
                 _unhold_after_pop(held, self._key, top)
         except IndexError:  # released by another thread, which already emptied the stack
             pass
-        self._rel()
+        self._block.release()
         if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
             _report_held_long(self, hold)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         held = self._holder
         if held is None:
-            self._rel()
+            self._block.release()
             return
         hold = _clock() - self._t0
         self._hold_total += hold
@@ -227,8 +223,8 @@ class Lock(_Traced):
             self._hold_max = hold
         try:
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except TypeError:
-            self._hold_hist = _stats.record(None, hold)
+        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
+            self._hold_hist = _stats.record(self._hold_hist, hold)
         self._holder = None
         self._last = held
         try:
@@ -237,7 +233,7 @@ class Lock(_Traced):
                 _unhold_after_pop(held, self._key, top)
         except IndexError:  # released by another thread, which already emptied the stack
             pass
-        self._rel()
+        self._block.release()
         if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
             _report_held_long(self, hold)
 
@@ -248,13 +244,13 @@ class Lock(_Traced):
             _validate(blocking, timeout)
         held = _current()
         if not blocking:
-            if self._acq(False):
+            if self._block.acquire(False):
                 self._took(held)
                 return True
             _note_failure(self)
             return False
         timed = timeout != -1
-        if self._acq(False):
+        if self._block.acquire(False):
             if held:
                 _lockorder.observe(self, held, timed)
             self._took(held)
@@ -377,9 +373,7 @@ class RLock(Lock):
     _kind = "rlock"
 
     def __init__(self, *, name: str | None = None) -> None:
-        self._block = block = _allocate_lock()
-        self._acq = block.acquire
-        self._rel = block.release
+        self._block = _allocate_lock()
         self._holder = None
         self._last = None
         self._ctx = None
@@ -413,7 +407,7 @@ class RLock(Lock):
             self._count += 1
             self._reentries += 1
             return True
-        if blocking is True and timeout == -1 and self._acq(False):
+        if blocking is True and timeout == -1 and self._block.acquire(False):
             if held:
                 if held != self._ctx:
                     _lockorder.observe(self, held, False)
@@ -435,7 +429,7 @@ class RLock(Lock):
             self._count += 1
             self._reentries += 1
             return True
-        if self._acq(False):
+        if self._block.acquire(False):
             if held:
                 if held != self._ctx:
                     _lockorder.observe(self, held, False)
@@ -467,8 +461,8 @@ class RLock(Lock):
             self._hold_max = hold
         try:
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except TypeError:
-            self._hold_hist = _stats.record(None, hold)
+        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
+            self._hold_hist = _stats.record(self._hold_hist, hold)
         self._holder = None
         self._last = held
         try:
@@ -477,7 +471,7 @@ class RLock(Lock):
                 _unhold_after_pop(held, self._key, top)
         except IndexError:  # released by another thread, which already emptied the stack
             pass
-        self._rel()
+        self._block.release()
         if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
             _report_held_long(self, hold)
 
@@ -499,8 +493,8 @@ class RLock(Lock):
             self._hold_max = hold
         try:
             self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except TypeError:
-            self._hold_hist = _stats.record(None, hold)
+        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
+            self._hold_hist = _stats.record(self._hold_hist, hold)
         self._holder = None
         self._last = held
         try:
@@ -509,7 +503,7 @@ class RLock(Lock):
                 _unhold_after_pop(held, self._key, top)
         except IndexError:  # released by another thread, which already emptied the stack
             pass
-        self._rel()
+        self._block.release()
         if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
             _report_held_long(self, hold)
 
@@ -571,12 +565,12 @@ class RLock(Lock):
         # cycle is reported (once) and the retry finds the edge known.
         count = state[0]
         held = _current()
-        if self._acq(False):
+        if self._block.acquire(False):
             if held:
                 try:
                     _lockorder.observe(self, held, False)
                 except _lockorder.LockOrderError:
-                    self._acq()
+                    self._block.acquire()
             self._took(held)
             self._count = count
             return

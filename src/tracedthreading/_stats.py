@@ -95,16 +95,23 @@ class Counters:
             self.blockers = mine
 
 
-def new_hist() -> list[int]:
-    """An empty log2 histogram."""
-    return [0] * HIST_BUCKETS
+#: Buckets a new histogram starts with (durations under 2**27 ns, about 134 ms); it grows on demand.
+_INITIAL_BUCKETS = 28
+
+
+def new_hist(size: int = _INITIAL_BUCKETS) -> list[int]:
+    """An empty log2 histogram (short: most locks never see a long duration, and memory is per lock)."""
+    return [0] * size
 
 
 def record(hist: list[int] | None, duration_ns: int) -> list[int]:
-    """Count one duration into ``hist`` (created when None); returns the histogram."""
+    """Count one duration into ``hist`` (created when None, grown when too short); returns it."""
+    index = min(duration_ns.bit_length(), HIST_BUCKETS - 1)
     if hist is None:
         hist = new_hist()
-    hist[min(duration_ns.bit_length(), HIST_BUCKETS - 1)] += 1
+    if index >= len(hist):
+        hist = hist + [0] * (index + 1 - len(hist))
+    hist[index] += 1
     return hist
 
 
@@ -114,6 +121,10 @@ def merge_hist(a: list[int] | None, b: list[int] | None) -> list[int] | None:
         return None if a is None else list(a)
     if a is None:
         return list(b)
+    if len(a) != len(b):
+        size = max(len(a), len(b))
+        a = a + [0] * (size - len(a))
+        b = b + [0] * (size - len(b))
     return list(map(_add, a, b))
 
 
@@ -166,7 +177,7 @@ def _fold_lock(record: tuple[Any, ...]) -> None:
     if hold_max > folded.hold_max:
         folded.hold_max = hold_max
     if hist is not None:
-        folded.hold_hist = hist if folded.hold_hist is None else list(map(_add, folded.hold_hist, hist))
+        folded.hold_hist = merge_hist(folded.hold_hist, hist)
     _instances[ident] = _instances.get(ident, 0) + 1
 
 
