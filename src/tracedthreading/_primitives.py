@@ -7,7 +7,9 @@ contention timing, the wait-for graph, long waits, new order edges) lives in ``_
 modules it calls. ``release`` reads the clock once and updates three hold counters. Counters are only
 written while the lock is held, so they are exact without any extra lock.
 
-``__exit__`` repeats ``release``'s body instead of calling it: one Python call is a third of the budget.
+``__enter__`` and ``__exit__`` repeat ``acquire``'s and ``release``'s bodies instead of calling them:
+one more Python call would cost a third of the budget (see ``benchmarks/bench_locks.py``). Threshold
+events are emitted after the raw release, never while holding the lock being reported.
 """
 
 from __future__ import annotations
