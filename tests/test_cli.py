@@ -133,6 +133,20 @@ def test_log_file_is_json_lines_with_known_events_and_summary(script: Path, tmp_
     assert len(summary["inversions"]) == 1 and summary["deadlocks"] == []
 
 
+def test_summary_carries_the_order_graph_of_live_locks(tmp_path: Path) -> None:
+    """The summary event lists order edges with counts, for `report --graph` to draw the whole graph."""
+    (tmp_path / "nest.py").write_text(
+        "import threading\nouter = threading.Lock()\ninner = threading.RLock()\n"
+        "for _ in range(3):\n    with outer:\n        with inner:\n            pass\n"
+    )
+    log = tmp_path / "run.jsonl"
+    proc = tt("--log-file", str(log), "nest.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [summary] = [json.loads(line) for line in log.read_text().splitlines()
+                 if json.loads(line)["event"] == "tracedthreading.summary"]
+    assert [(e["src"], e["dst"], e["count"]) for e in summary["order_edges"]] == [("__main__:2", "__main__:3", 3)]
+
+
 def test_summary_and_fail_on_inversion(script: Path, tmp_path: Path) -> None:
     """--summary prints the tables and the inversion; --fail-on-inversion turns success into exit 3."""
     result = tt("--summary", "--top", "1", "--fail-on-inversion", str(script), cwd=tmp_path)

@@ -62,3 +62,20 @@ def test_disabled_by_environment() -> None:
     code = "import _thread, tracedthreading as t; print(type(t.Lock()) is _thread.LockType)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_trace_setting_starts_and_writes_the_timeline(tmp_path: object) -> None:
+    """configure(trace=path) records a timeline; configure(trace=None) stops and writes it as JSON."""
+    import json
+
+    path = tmp_path / "trace.json"  # type: ignore[operator]
+    tracedthreading.configure(trace=str(path))
+    lock = tracedthreading.Lock(name="timed")
+    with lock:
+        pass
+    tracedthreading.configure(trace=None)
+    data = json.loads(path.read_text())
+    holds = [e for e in data["traceEvents"] if e.get("ph") == "X" and e["name"] == "hold timed"]
+    assert len(holds) == 1
+    with pytest.raises(ValueError, match="trace"):
+        tracedthreading.configure(trace=3)

@@ -127,7 +127,17 @@ def _apply_enabled() -> None:
     globals().update(table)
 
 
+def _apply_trace() -> None:
+    """``configure(trace=path)`` starts the timeline trace; ``configure(trace=None)`` stops and writes it."""
+    wanted = _config.CONFIG.trace
+    if wanted is not None and not _trace.active:
+        _trace.start(wanted)
+    elif wanted is None and _trace.active and _trace._path is not None:
+        _trace.stop()
+
+
 _config._listeners.append(_apply_enabled)
+_config._listeners.append(_apply_trace)
 _config.load_env()
 if _os.environ.get("TRACEDTHREADING_SUPPRESSIONS"):
     _lockorder.load_suppressions(_os.environ["TRACEDTHREADING_SUPPRESSIONS"])

@@ -24,6 +24,7 @@ EXIT_USAGE = 2
 EXIT_INVERSION = 3
 
 _PROG = "python -m tracedthreading"
+_ORDER_EDGES_MAX = 2000  # order edges carried by the summary event for `report --graph`
 _USAGE = f"{_PROG} [options] (script.py | -m module) [args ...]\n       {_PROG} report [options] LOG"
 # Options that take a value: the splitter below must know them to find where the target starts.
 _VALUED = ("--contended-threshold", "--held-long-threshold", "--wait-long-threshold", "--log-file", "--top",
@@ -143,6 +144,7 @@ class _Run:
         self.args = args
         self.log_stream: Any = None
         self.trace: Any = None
+        self.namespace: dict[str, Any] | None = None  # the target's globals, alive until the summary
 
     def run(self) -> int:
         self._check_target()
@@ -234,10 +236,11 @@ class _Run:
             if self.script is not None:
                 sys.argv[:] = [self.script, *self.args]
                 sys.path[0:1] = [os.path.dirname(os.path.realpath(self.script))]
-                runpy.run_path(self.script, run_name="__main__")
+                # Kept until the summary, as a real __main__ lives until exit: its locks keep their edges.
+                self.namespace = runpy.run_path(self.script, run_name="__main__")
             else:
                 sys.argv[:] = [self.options.module, *self.args]  # run_module puts the file path in argv[0]
-                runpy.run_module(self.options.module, run_name="__main__", alter_sys=True)
+                self.namespace = runpy.run_module(self.options.module, run_name="__main__", alter_sys=True)
         except SystemExit as exc:
             return _exit_code(exc.code)
         except KeyboardInterrupt:
@@ -256,8 +259,10 @@ class _Run:
 
     def _finish(self) -> bool:
         """Emit the summary event, print ``--summary``, stop the trace; True if inversions or deadlocks."""
+        from dataclasses import asdict
+
         import tracedthreading
-        from tracedthreading import _events
+        from tracedthreading import _events, _lockorder
 
         snap = tracedthreading.snapshot()
         fields = {
@@ -265,6 +270,8 @@ class _Run:
             "locks": [stats.as_dict() for stats in snap.locks],
             "inversions": [inversion.as_dict() for inversion in snap.inversions],
             "deadlocks": [deadlock.as_dict() for deadlock in snap.deadlocks],
+            # The whole order graph for `report --graph` (bounded: the busiest edges first).
+            "order_edges": [asdict(edge) for edge in _lockorder.edges(limit=_ORDER_EDGES_MAX)],
         }
         _emit_summary(fields, to_logger=self.log_stream is not None)
         if self.options.summary:

@@ -72,6 +72,17 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _trace_path(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        msg = f"{name} must be a file path (or None to stop tracing), got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
 def _suppressions(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         msg = f"{name} must be an iterable of lock names or sites, got the string {value!r}"
@@ -103,6 +114,7 @@ class Config:
         "order_semaphores",
         "stack_depth",
         "suppressions",
+        "trace",
         "trace_buffer",
         "wait_long_threshold",
     )
@@ -132,6 +144,8 @@ class Config:
         self.on_inversion: str = "log"
         #: lock names or creation sites whose inversions are accepted.
         self.suppressions: tuple[str, ...] = ()
+        #: where the timeline trace goes: setting a path starts recording, None stops and writes it.
+        self.trace: str | None = None
         #: maximum events kept by the timeline trace ring buffer.
         self.trace_buffer: int = 100_000
 
@@ -154,6 +168,7 @@ _VALIDATORS = {
     "on_inversion": lambda n, v: _choice(n, v, _ON_INVERSION),
     "suppressions": _suppressions,
     "trace_buffer": lambda n, v: _count(n, v, minimum=1),
+    "trace": _trace_path,
 }
 
 _listeners: list[Any] = []
@@ -192,8 +207,8 @@ def load_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     environ = os.environ if environ is None else environ
     settings: dict[str, Any] = {}
     for name in _VALIDATORS:
-        if name == "suppressions":
-            continue
+        if name in ("suppressions", "trace"):
+            continue  # a file each: read by _lockorder, started by the runner's --trace-file
         variable = f"TRACEDTHREADING_{name.upper()}"
         if variable in environ:
             settings[variable] = environ[variable]

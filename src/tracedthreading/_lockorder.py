@@ -511,15 +511,17 @@ def _pending_takes(edge: _Edge) -> int:
     return total
 
 
+def _order_edge(edge: _Edge) -> OrderEdge:
+    """The public value of an internal edge (names resolved, deferred takes counted)."""
+    return OrderEdge(
+        src=_names.get(edge.src, str(edge.src)), dst=_names.get(edge.dst, str(edge.dst)),
+        count=edge.count + _pending_takes(edge), thread=edge.thread, thread_id=edge.thread_id, stack=edge.stack,
+        timed=edge.timed, guards=tuple(sorted(_names.get(g, str(g)) for g in edge.guards)), context=edge.context,
+    )
+
+
 def _make_inversion(cycle: list[_Edge]) -> Inversion:
-    edges = []
-    for edge in cycle:
-        count = edge.count + _pending_takes(edge)
-        edges.append(OrderEdge(
-            src=_names.get(edge.src, str(edge.src)), dst=_names.get(edge.dst, str(edge.dst)), count=count,
-            thread=edge.thread, thread_id=edge.thread_id, stack=edge.stack, timed=edge.timed,
-            guards=tuple(sorted(_names.get(g, str(g)) for g in edge.guards)), context=edge.context,
-        ))
+    edges = [_order_edge(edge) for edge in cycle]
     locks = tuple(e.src for e in edges)
     return Inversion(
         locks=locks, edges=tuple(edges), hint=_hint(edges), timed=any(e.timed for e in edges), context=context,
@@ -614,6 +616,18 @@ def inversions() -> tuple[Inversion, ...]:
     """Every inversion reported since the last reset, oldest first."""
     with _lock:
         return tuple(_inversions)
+
+
+def edges(limit: int | None = None) -> tuple[OrderEdge, ...]:
+    """The edges of the lock-order graph (live locks only), most taken first, at most ``limit``."""
+    with _lock:
+        if _dead:
+            _drain_dead()
+        internal = [edge for succ in _succ.values() for edge in succ.values()]
+        internal.extend(_back.values())
+        found = [_order_edge(edge) for edge in internal]
+    found.sort(key=lambda e: (-e.count, e.src, e.dst))
+    return tuple(found if limit is None else found[:limit])
 
 
 def stats() -> dict[str, int]:
