@@ -128,7 +128,9 @@ class Condition(_Measured, _std.Condition):
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
         self._init_traced(name, 1)
         if lock is None:
-            lock = RLock(name=self.trace_name)
+            # Same name as the condition, copied rather than formatted: a Future makes one of these.
+            lock = RLock(name=name)
+            lock._module, lock._line = self._module, self._line
         super().__init__(lock)
 
     def wait(self, timeout: float | None = None) -> bool:
