@@ -19,7 +19,6 @@ import threading as std
 import time
 import tracemalloc
 from collections import Counter
-from typing import Any
 
 import tracedthreading
 from tracedthreading import _events, _lockorder, _stats, _threads
