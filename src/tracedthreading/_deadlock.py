@@ -32,7 +32,6 @@ def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | Non
     """Block on ``lock``'s raw lock (``timeout`` as in ``acquire``); returns (acquired, waited ns)."""
     start = _clock()
     held.waiting = lock
-    held.waiting_since = start
     try:
         if holder is held:
             _report_self_wait(lock)

@@ -79,7 +79,7 @@ SCHEMA: dict[str, tuple[str, str, tuple[str, ...]]] = {
     THREAD_DIED_HOLDING: ("error", "a thread ended while holding traced locks", ("held",)),
     PATCH_MISSED: ("warning", "patch() found modules holding the stdlib factories it cannot replace",
                    ("modules",)),
-    SUMMARY: ("info", "per-lock statistics written by the runner at exit", ("locks", "inversions", "deadlocks")),
+    SUMMARY: ("info", "per-lock statistics written by the runner at exit", ("locks", "inversions", "deadlocks", "order_edges")),
 }
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}

@@ -28,7 +28,7 @@ _allocate_lock = _thread.allocate_lock
 _getframe = sys._getframe
 _live = _stats._live
 _ref = _stats.weakref.ref
-_dead_unused = _stats._dead_unused
+_retire_unused = _stats.retire_unused
 _get_ident = _thread.get_ident
 _tls = _threads.tls
 _current = _threads.current
@@ -351,9 +351,7 @@ class Lock(_Traced):
                 _unhold(holder, self._key)
             if self._hold_hist is None and self._rare is None and holder is None:
                 # Never used: queue just enough to count the instance (drain does the rest).
-                _dead_unused.append((self._key, self._tname, self._module, self._line, self._kind))
-                if len(_dead_unused) > 4096:
-                    _stats.try_drain()
+                _retire_unused((self._key, self._tname, self._module, self._line, self._kind))
             else:
                 _stats.retire_lock((
                     self._key, self._tname, self._module, self._line, self._kind, holder is not None,

@@ -18,7 +18,7 @@ from itertools import repeat
 from operator import add as _add
 from typing import Any
 
-__all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "register", "retire"]
+__all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "retire", "retire_lock", "retire_unused"]
 
 #: Histogram bucket ``i`` counts durations ``d`` (in ns) with ``d.bit_length() == i``: [2**(i-1), 2**i).
 HIST_BUCKETS = 64
@@ -147,9 +147,12 @@ def percentile(hist: list[int] | None, fraction: float) -> float:
     return 0.0
 
 
-def register(key: int, primitive: Any, name: str | None, kind: str) -> None:
-    """Remember a new primitive weakly, by key; counts the instance against its name lazily."""
-    _live[key] = weakref.ref(primitive)
+def retire_unused(record: tuple[int, str | None, str | None, int, str]) -> None:
+    """Queue a dead primitive that recorded nothing, as (key, name, module, line, kind): only its
+    instance count survives (``__del__``: never blocks, never raises)."""
+    _dead_unused.append(record)
+    if len(_dead_unused) >= _DRAIN_AT:
+        try_drain()
 
 
 def retire_lock(record: tuple[Any, ...]) -> None:

@@ -55,7 +55,7 @@ class _Measured(_Traced):
     def __del__(self) -> None:
         try:
             if self._c is None:  # never used: only the instance count survives (cheap, see _stats)
-                _stats._dead_unused.append((self._key, self._tname, self._module, self._line, self._kind))
+                _stats.retire_unused((self._key, self._tname, self._module, self._line, self._kind))
             else:
                 _stats.retire(self._counters(), self._key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object

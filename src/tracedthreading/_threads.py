@@ -22,15 +22,13 @@ class Held(list):  # type: ignore[type-arg]
 
     # Invariant: only the owning thread appends; any thread may remove a key it releases (Lock allows
     # release by another thread), which list.remove does atomically under the GIL.
-    __slots__ = ("__weakref__", "ident", "name", "waiting", "waiting_since", "waiting_call")
+    __slots__ = ("__weakref__", "ident", "name", "waiting")
 
     def __init__(self, ident: int) -> None:
         super().__init__()
         self.ident = ident
         self.name = ""  # the thread's name when first seen: outlives threading's registry entry
         self.waiting: Any = None  # the traced primitive this thread is blocked on, if any
-        self.waiting_since = 0
-        self.waiting_call = ""
 
     def __repr__(self) -> str:
         return f"<Held thread={self.ident} keys={list(self)!r}>"
