@@ -13,7 +13,7 @@ import sys as _sys
 import threading as _std
 from typing import Any as _Any
 
-from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _sync, _trace
+from tracedthreading import _config, _deadlock, _events, _lockorder, _primitives, _stats, _sync, _trace
 from tracedthreading._config import configure as _configure
 from tracedthreading._lockorder import LockOrderError
 from tracedthreading._primitives import Lock, RLock
@@ -42,7 +42,7 @@ _TRACED = {
     "Thread": Thread,
     "Timer": Timer,
 }
-for _cls in _TRACED.values():
+for _cls in (*_TRACED.values(), _primitives._ActiveLock, _primitives._ActiveRLock):
     _cls.__module__ = __name__
 
 # The rest of threading's public API, as the stdlib's own objects (the set differs by version).
@@ -94,10 +94,11 @@ def reset() -> None:
 
 def forget(lock: _Any) -> None:
     """Drop ``lock``'s lock-order history (its edges and any pending gated cycle through it)."""
-    if not hasattr(lock, "_key"):
+    if not isinstance(lock, _primitives._Traced):
         msg = f"forget() needs a tracedthreading primitive, got {type(lock).__name__}"
         raise TypeError(msg)
-    _lockorder.forget(lock)
+    if hasattr(lock, "_key"):  # a lock never acquired has no history
+        _lockorder.forget(lock)
 
 
 # -- the off switch: when disabled, the module's factories are the stdlib's (accepting name=) ----------

@@ -29,7 +29,7 @@ context = ""  # set by the pytest plugin: the test that is running
 
 
 def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float) -> tuple[bool, int]:
-    """Block on ``lock``'s raw lock (``timeout`` as in ``acquire``); returns (acquired, waited ns)."""
+    """Wait for ``lock``'s token (``timeout`` as in ``acquire``); returns (acquired, waited ns)."""
     start = _clock()
     held.waiting = lock
     try:
@@ -44,17 +44,17 @@ def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | Non
 
 
 def _wait_sliced(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float, start: int) -> bool:
-    acquire = lock._block.acquire
+    take = lock._take
     slice_ = _CONFIG.wait_long_threshold
     if slice_ is None or (timeout != -1 and timeout <= slice_):
-        return bool(acquire(True, timeout))
-    if acquire(True, slice_):
+        return take(timeout)
+    if take(slice_):
         return True
     _report_wait_long(lock, held, start)
     if timeout == -1:
-        return bool(acquire(True, -1))
+        return take(-1)
     remaining = timeout - (_clock() - start) / 1e9
-    return bool(acquire(True, max(remaining, 0.0)))
+    return take(max(remaining, 0.0))
 
 
 def _report_self_wait(lock: Any) -> None:

@@ -146,7 +146,7 @@ def _publish(reports: list[tuple[str, Any]], holding_lock: Any) -> None:
             _events.emit(_events.LOCK_ORDER_SUPPRESSED, "debug", payload)
     if error is not None:
         if holding_lock is not None:
-            holding_lock._block.release()
+            holding_lock._give_back()
         raise error
 
 

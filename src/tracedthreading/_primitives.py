@@ -1,23 +1,40 @@
 """``Lock`` and ``RLock``: the traced ownership locks, and the hot path of the whole library.
 
-Reading guide. ``acquire`` first tries the raw lock without blocking: when that succeeds (the common,
-uncontended case) the cost is one thread-local read, one comparison against the cached lock-order
-context, a push on the thread's held stack and one clock read. Everything else (argument validation,
-contention timing, the wait-for graph, long waits, new order edges) lives in ``_acquire_slow`` and the
-modules it calls. ``release`` reads the clock once and updates three hold counters. Counters are only
-written while the lock is held, so they are exact without any extra lock.
+Reading guide.
 
-``__enter__`` and ``__exit__`` repeat ``acquire``'s and ``release``'s bodies instead of calling them:
-one more Python call would cost a third of the budget (see ``benchmarks/bench_locks.py``). Threshold
-events are emitted after the raw release, never while holding the lock being reported.
+* **State.** A lock is free when its one-element token list ``_tok`` holds its token: ``pop()`` takes
+  it, ``append()`` gives it back. Both are single C calls, atomic without the GIL too, and about four
+  times cheaper than a raw lock's ``acquire(False)``/``release()``. Threads that find no token queue a
+  private raw lock in ``_waiters`` and sleep on it (:meth:`Lock._take`); a release that sees waiters
+  wakes the oldest. A waiter enqueues itself *before* its last look at the token and a releaser returns
+  the token *before* it looks at the queue, so a wake-up is never lost.
+* **Fresh and active.** A new lock is a cheap object (its token, its name or creation site). Its first
+  acquire gives it a key, counters and a place in the weak registry, then switches its class to the
+  hot-path class (``_ActiveLock``/``_ActiveRLock``, subclasses of the public ones). Locks that are never
+  taken therefore cost little to create and nothing to collect.
+* **Fast path.** An uncontended acquire is a token pop, one thread-local read, one comparison against
+  the cached lock-order context, a push on the thread's held stack and one clock read. A release reads
+  the clock, adds the hold to the total, counts down to the next histogram sample, pops the held stack
+  and returns the token. New maxima and holds past ``held_long_threshold`` (one comparison with
+  ``_cap``) and histogram samples (every hold for a lock's first 256, then every 8th, weighted by 8)
+  take short detours. Counters are written only while the lock is held, so they are exact without
+  another lock. Everything else (argument checks, waiting, the wait-for graph, new order edges) is in
+  the slow path and the modules it calls.
+
+``__enter__``/``__exit__`` repeat ``acquire``'s and ``release``'s bodies instead of calling them: one more
+Python call would cost a third of the budget (see ``benchmarks/bench_locks.py``). Threshold events are
+emitted after the token is back, never while holding the lock being reported.
 """
 
 from __future__ import annotations
 
 import _thread
 import itertools
+import os
 import sys
-from time import perf_counter_ns as _clock
+from collections import deque
+from time import monotonic as _monotonic
+from time import perf_counter as _clock
 from typing import Any
 
 from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _threads
@@ -28,26 +45,35 @@ _allocate_lock = _thread.allocate_lock
 _getframe = sys._getframe
 _live = _stats._live
 _ref = _stats.weakref.ref
-_retire_unused = _stats.retire_unused
 _get_ident = _thread.get_ident
 _tls = _threads.tls
 _current = _threads.current
 _serial = itertools.count(1)
 _CONFIG = _config.CONFIG
-_NEVER = 1 << 200  # a "threshold" no duration reaches
+_NEVER = float("inf")  # a "threshold" no hold reaches
 
-# Thresholds in ns, refreshed by configure(); module globals so the hot path reads them in one step.
-_held_long_ns = _NEVER
+#: A lock's first ``_SAMPLE_ALL`` holds all go into its hold histogram; then one in 8 on average does,
+#: and past ``_SAMPLE_DENSE`` one in 64, each counted for the holds it stands for. Counts, totals and
+#: maxima stay exact; only the percentiles come from the sample.
+_SAMPLE_ALL = 256
+_SAMPLE_DENSE = 8192
+
+# Stands for "this thread has no held stack" in RLock's ownership test: never any lock's holder.
+_NO_STACK = _threads.Held(0)
+# Threshold in seconds, refreshed by configure(); a module global so the slow path reads it in one step.
+_held_long_s = _NEVER
+# Guards first-use activation and the lazy creation of a lock's waiter queue. Raw and re-entrant: a
+# __del__ run by the garbage collector may take (and so activate) another lock meanwhile.
+_setup_lock = _thread.RLock()
 
 
 def _refresh_thresholds() -> None:
-    global _held_long_ns
+    global _held_long_s
     threshold = _CONFIG.held_long_threshold
-    _held_long_ns = _NEVER if threshold is None else int(threshold * 1e9)
-
-
-_config._listeners.append(_refresh_thresholds)
-_refresh_thresholds()
+    _held_long_s = _NEVER if threshold is None else float(threshold)
+    for primitive in _stats.live():
+        if isinstance(primitive, Lock):
+            primitive._cap = 0.0  # the next release re-derives it from the new threshold
 
 
 def _validate(blocking: Any, timeout: Any) -> None:
@@ -106,40 +132,42 @@ class _Traced:
 
 
 class Lock(_Traced):
-    """A traced ``threading.Lock``: same behaviour, plus contention, hold-time and lock-order records."""
+    """A traced ``threading.Lock``: same behaviour, plus contention, hold-time and lock-order records.
+
+    Instances start *fresh* (see the module docstring); their first acquire activates them. Fresh-only
+    code is the few methods below that call :meth:`_activate`; everything else serves both states.
+    """
 
     __slots__ = (
         "__weakref__",
-        "_block",
-        "_key",
-        "_line",
-        "_module",
-        "_tname",
+        "_cap",
         "_ctx",
         "_ctxn",
-        "_holder",
-        "_hold_hist",
-        "_last",
+        "_hist",
         "_hold_max",
         "_hold_total",
+        "_holder",
+        "_key",
+        "_left",
+        "_line",
+        "_module",
+        "_n",
         "_rare",
         "_t0",
+        "_tname",
+        "_tok",
+        "_w",
+        "_waiters",
     )
     _kind = "lock"
+    _active: type[Lock]  # the hot-path class a fresh instance switches to (set below)
     name = _Traced.trace_name
 
     def __init__(self, *, name: str | None = None) -> None:
         # Creation is on the hot path of programs that make a lock per object: no helper calls here.
-        self._block = _allocate_lock()
+        self._tok = [True]
         self._holder: _threads.Held | None = None
-        self._last: _threads.Held | None = None  # who released it last: names the blocker in a handoff
-        self._ctx: list[int] | None = None
-        self._ctxn = 0
-        self._t0 = 0
-        self._hold_total = 0
-        self._hold_max = 0
-        self._hold_hist: list[int] | None = None
-        self._rare: _stats.Counters | None = None
+        self._waiters: deque[Any] | None = None
         if name is None:
             frame = _getframe(1)
             self._module = frame.f_globals.get("__name__", "?")
@@ -147,14 +175,294 @@ class Lock(_Traced):
             self._tname = None
         else:
             self._set_name(name)
+
+    # -- first use ------------------------------------------------------------------------------------
+
+    def _activate(self) -> None:
+        """First acquire: key, counters, registry entry, then the hot-path class (once, race-free)."""
+        with _setup_lock:
+            try:
+                self._key  # noqa: B018 - set exactly when already active
+            except AttributeError:
+                self._init_counters()
+                self.__class__ = self._active
+
+    def _init_counters(self) -> None:
+        self._ctx: list[int] | None = None
+        self._ctxn = 0
+        self._t0 = 0.0
+        self._reset_counters()
         self._key = key = next(_serial)
         _live[key] = _ref(self)
 
-    # -- the hot path ---------------------------------------------------------------------------
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, like ``threading.Lock.acquire``; returns True when it was acquired."""
+        self._activate()
+        return self.acquire(blocking, timeout)  # the active class's method from now on
+
+    def __enter__(self) -> bool:
+        self._activate()
+        return self.__enter__()
+
+    # A ``with`` statement looks up ``__exit__`` before it calls ``__enter__``, and Condition keeps the
+    # bound ``acquire``/``release`` of its lock: these fresh methods may run on an active lock.
+
+    def release(self) -> None:
+        """Release the lock (from any thread, as Lock allows); ``RuntimeError`` if it is not locked."""
+        if self._is_active():
+            self.release()
+        else:
+            self._release_unregistered()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.release()
+
+    def _is_active(self) -> bool:
+        try:
+            self._key  # noqa: B018 - set exactly when active
+        except AttributeError:
+            return False
+        return True
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._activate()
+        self._acquire_restore(state)
+
+    # -- the slow paths -------------------------------------------------------------------------------
+
+    def _release_unregistered(self) -> None:
+        """Release when no holder is registered: unlocked (the stdlib's error) or taken mid-acquire."""
+        if self._tok:
+            msg = "release unlocked lock"
+            raise RuntimeError(msg)
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """Return the token without bookkeeping and wake a waiter (also used to undo a take)."""
+        self._tok.append(True)
+        if self._waiters:
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._waiters.popleft().release()  # type: ignore[union-attr]
+        except IndexError:  # another releaser woke the last waiter
+            pass
+
+    def _take(self, timeout: float) -> bool:
+        """Wait for the token, up to ``timeout`` seconds (-1: for ever); True once this thread has it."""
+        tok = self._tok
+        try:
+            tok.pop()
+            return True
+        except IndexError:
+            pass
+        if timeout == 0:
+            return False
+        waiters = self._waiters
+        if waiters is None:
+            with _setup_lock:
+                waiters = self._waiters
+                if waiters is None:
+                    waiters = self._waiters = deque()
+        deadline = None if timeout < 0 else _monotonic() + timeout
+        waiter = _allocate_lock()
+        waiter.acquire()
+        try:
+            while True:
+                waiters.append(waiter)  # queued before the last look at the token: no lost wake-up
+                try:
+                    tok.pop()
+                except IndexError:
+                    pass
+                else:
+                    _unqueue(waiters, waiter)  # a wake-up already addressed to us is just dropped
+                    return True
+                if deadline is None:
+                    waiter.acquire()
+                    continue
+                remaining = deadline - _monotonic()
+                if remaining > 0 and waiter.acquire(True, remaining):
+                    continue
+                if _unqueue(waiters, waiter):
+                    return False
+                # A releaser dequeued us to wake us as we timed out: take the token if it is still
+                # free; if it is not, its new holder wakes the next waiter when it releases.
+                try:
+                    tok.pop()
+                except IndexError:
+                    return False
+                return True
+        except BaseException:
+            # Interrupted (KeyboardInterrupt from a signal handler, ...): leave the queue, and pass on
+            # a wake-up that was already addressed to us.
+            if not _unqueue(waiters, waiter) and tok:
+                self._wake()
+            raise
+
+    def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
+        if blocking is not True or timeout != -1:
+            _validate(blocking, timeout)
+        held = _current()
+        if not blocking:
+            try:
+                self._tok.pop()
+            except IndexError:
+                _note_failure(self)
+                return False
+            self._took(held)  # a trylock cannot deadlock: no edges into it
+            return True
+        timed = timeout != -1
+        try:
+            self._tok.pop()
+        except IndexError:
+            return self._wait(held, timeout, 1)
+        if held:
+            _lockorder.observe(self, held, timed)
+        self._took(held)
+        return True
+
+    def _took(self, held: _threads.Held) -> None:
+        self._holder = held
+        held.append(self._key)
+        self._t0 = _clock()
+
+    def _wait(self, held: _threads.Held, timeout: float, count: int) -> bool:
+        """Block for the token: order check first, then deadlock check, then timed waiting."""
+        holder = self._holder
+        if holder is not None and holder is not held and holder.ident == held.ident:
+            # This thread holds the lock on its real stack and is now inside tracedthreading's own
+            # logging (a temporary stack): blocking would deadlock on our account. Abort the event.
+            raise _events.ReentrantLogging
+        if held:
+            _lockorder.observe(self, held, timeout != -1, holding=False)
+        holder = self._holder
+        # Named now: the holder may have finished (and left threading's registry) by the time we get it.
+        holder_name = _threads.thread_name(holder.ident) if holder is not None else None
+        got, waited = _deadlock.blocking_acquire(self, held, holder, timeout)
+        if got:
+            self._took(held)
+            self._after_acquired(count)
+        _note_contention(self, holder, holder_name, waited, got)
+        return got
+
+    def _after_acquired(self, count: int) -> None:
+        """Hook for RLock: restore the recursion count once the token is ours."""
+
+    def _sample(self, hold: float) -> None:
+        """Count one hold into the histogram, weighted by the releases it stands for, and draw the
+        next sampling interval (its length from the hold's low bits, so periodic patterns of short
+        and long holds cannot alias with it)."""
+        ns = int(hold * 1e9)
+        weight = self._w
+        n = self._n + weight
+        self._n = n
+        try:
+            self._hist[ns.bit_length()] += weight  # type: ignore[index]
+        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
+            self._hist = _stats.record(self._hist, ns, weight)
+        if n < _SAMPLE_ALL:
+            self._w = self._left = 1
+        elif n < _SAMPLE_DENSE:
+            self._w = self._left = 1 + (ns + n) % 15  # one hold in 8 on average
+        else:
+            self._w = self._left = 1 + (ns + n) % 127  # one in 64
+
+    def _long_hold(self, hold: float) -> None:
+        """A hold above ``_cap``: a new maximum, or past ``held_long_threshold`` (reported here)."""
+        with _stats.lock:
+            if hold > self._hold_max:
+                self._hold_max = hold
+            high = self._hold_max
+            self._cap = high if high < _held_long_s else _held_long_s
+        if hold > _held_long_s:  # reported once released: never log while holding the user's lock
+            _report_held_long(self, hold)
+
+    # -- the protocol threading.Condition uses, and fork support -------------------------------------
+
+    def locked(self) -> bool:
+        """True if the lock is held by any thread."""
+        return not self._tok
+
+    def _is_owned(self) -> bool:
+        # Lock has no owner: like threading.Condition's fallback, "locked" is the best answer.
+        return not self._tok
+
+    def _release_save(self) -> None:
+        self.release()
+
+    def _at_fork_reinit(self) -> None:
+        holder = self._holder
+        if holder is not None:  # reset to unlocked: nobody holds it any more
+            _unhold(holder, self._key)
+        self._holder = None
+        self._waiters = None  # the threads that waited do not exist in the child
+        self._tok = [True]
+
+    # -- statistics -----------------------------------------------------------------------------------
+
+    def _completed(self) -> int:
+        """Holds that ended: the sampled ones' weights plus the releases since the last sample."""
+        return self._n + self._w - self._left
+
+    def _counters(self) -> _stats.Counters:
+        counters = _stats.Counters(self.name, self._kind)
+        rare = self._rare
+        if rare is not None:
+            counters.add(rare)
+        hist = self._hist
+        counters.acquisitions += self._completed() + (self._holder is not None)
+        counters.hold_total = int(self._hold_total * 1e9)
+        counters.hold_max = int(self._hold_max * 1e9)
+        counters.hold_hist = None if hist is None else list(hist)
+        counters.reentries += self._reentry_count()
+        return counters
+
+    def _reentry_count(self) -> int:
+        return 0
+
+    def _reset_counters(self) -> None:
+        self._hold_total = 0.0
+        self._hold_max = 0.0
+        self._cap = 0.0
+        self._n = 0
+        self._w = self._left = 1
+        self._hist: list[int] | None = None
+        self._rare: _stats.Counters | None = None
+        self._ctxn = 0
+
+    def _retire(self) -> None:
+        """``__del__`` of an active lock: fold its counters and drop its order-graph node."""
+        try:
+            holder = self._holder
+            if holder is not None:  # dropped while held (legal): it is not held by anyone any more
+                _unhold(holder, self._key)
+            _stats.retire_lock((
+                self._key, self._tname, self._module, self._line, self._kind, holder is not None,
+                self._completed(), int(self._hold_total * 1e9), int(self._hold_max * 1e9), self._hist,
+                self._rare, self._reentry_count(),
+            ))
+            _lockorder.retire(self._key)
+        except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
+            pass
+
+    def __repr__(self) -> str:
+        state = "unlocked" if self._tok else "locked"
+        return f"<{state} {type(self).__module__}.{type(self).__qualname__} object name={self.name!r} at {id(self):#x}>"
+
+
+class _ActiveLock(Lock):
+    """A :class:`Lock` after its first acquire: the hot path."""
+
+    __slots__ = ()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, like ``threading.Lock.acquire``; returns True when it was acquired."""
-        if blocking is True and timeout == -1 and self._block.acquire(False):
+        if blocking is True and timeout == -1:
+            try:
+                self._tok.pop()
+            except IndexError:
+                return self._acquire_slow(True, -1)
             try:
                 held = _tls.held
             except AttributeError:
@@ -172,137 +480,72 @@ class Lock(_Traced):
 
     def __enter__(self) -> bool:
         # acquire() without its argument checks: the same fast path, one comparison shorter.
-        if self._block.acquire(False):
-            try:
-                held = _tls.held
-            except AttributeError:
-                held = _current()
-            if held:
-                if held != self._ctx:
-                    _lockorder.observe(self, held, False)
-                else:
-                    self._ctxn += 1
-            self._holder = held
-            held.append(self._key)
-            self._t0 = _clock()
-            return True
-        return self._acquire_slow(True, -1)
-
-    def release(self) -> None:
-        """Release the lock (from any thread, as Lock allows); ``RuntimeError`` if it is not locked."""
-        held = self._holder
-        if held is None:
-            self._block.release()  # raises the stdlib's RuntimeError when unlocked
-            return
-        hold = _clock() - self._t0
-        self._hold_total += hold
-        if hold > self._hold_max:
-            self._hold_max = hold
         try:
-            self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
-            self._hold_hist = _stats.record(self._hold_hist, hold)
-        self._holder = None
-        self._last = held
+            self._tok.pop()
+        except IndexError:
+            return self._acquire_slow(True, -1)
         try:
-            top = held.pop()
-            if top != self._key:
-                _unhold_after_pop(held, self._key, top)
-        except IndexError:  # released by another thread, which already emptied the stack
-            pass
-        self._block.release()
-        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
-            _report_held_long(self, hold)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        held = self._holder
-        if held is None:
-            self._block.release()
-            return
-        hold = _clock() - self._t0
-        self._hold_total += hold
-        if hold > self._hold_max:
-            self._hold_max = hold
-        try:
-            self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
-            self._hold_hist = _stats.record(self._hold_hist, hold)
-        self._holder = None
-        self._last = held
-        try:
-            top = held.pop()
-            if top != self._key:
-                _unhold_after_pop(held, self._key, top)
-        except IndexError:  # released by another thread, which already emptied the stack
-            pass
-        self._block.release()
-        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
-            _report_held_long(self, hold)
-
-    # -- the slow path ----------------------------------------------------------------------------
-
-    def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
-        if blocking is not True or timeout != -1:
-            _validate(blocking, timeout)
-        held = _current()
-        if not blocking:
-            if self._block.acquire(False):
-                self._took(held)
-                return True
-            _note_failure(self)
-            return False
-        timed = timeout != -1
-        if self._block.acquire(False):
-            if held:
-                _lockorder.observe(self, held, timed)
-            self._took(held)
-            return True
-        return self._wait(held, timeout, 1)
-
-    def _took(self, held: _threads.Held) -> None:
+            held = _tls.held
+        except AttributeError:
+            held = _current()
+        if held:
+            if held != self._ctx:
+                _lockorder.observe(self, held, False)
+            else:
+                self._ctxn += 1
         self._holder = held
         held.append(self._key)
         self._t0 = _clock()
+        return True
 
-    def _wait(self, held: _threads.Held, timeout: float, count: int) -> bool:
-        """Block for the raw lock: order check first, then deadlock check, then timed waiting."""
-        holder = self._holder
-        if holder is not None and holder is not held and holder.ident == held.ident:
-            # This thread holds the lock on its real stack and is now inside tracedthreading's own
-            # logging (a temporary stack): blocking would deadlock on our account. Abort the event.
-            raise _events.ReentrantLogging
-        if held:
-            _lockorder.observe(self, held, timeout != -1, holding=False)
-        holder = self._holder
-        # Named now: the holder may have finished (and left threading's registry) by the time we get it.
-        holder_name = _threads.thread_name(holder.ident) if holder is not None else None
-        got, waited = _deadlock.blocking_acquire(self, held, holder, timeout)
-        if got:
-            if holder is None:
-                # The raw lock had been handed to a thread not yet registered as holder; whoever
-                # released it to us last is the one we waited for.
-                holder = self._last
-                holder_name = _threads.thread_name(holder.ident) if holder is not None else None
-            self._took(held)
-            self._after_acquired(count)
-        _note_contention(self, holder, holder_name, waited, got)
-        return got
+    def release(self) -> None:
+        """Release the lock (from any thread, as Lock allows); ``RuntimeError`` if it is not locked."""
+        hold = _clock() - self._t0
+        try:
+            top = self._holder.pop()
+        except AttributeError:  # no holder registered: unlocked, or taken and not yet registered
+            self._release_unregistered()
+            return
+        except IndexError:  # released by another thread, which already emptied the stack
+            top = self._key
+        if top != self._key:
+            _unhold_after_pop(self._holder, self._key, top)
+        self._holder = None
+        self._hold_total += hold
+        left = self._left - 1
+        if left:
+            self._left = left
+        else:
+            self._sample(hold)
+        self._tok.append(True)
+        if self._waiters:
+            self._wake()
+        if hold > self._cap:
+            self._long_hold(hold)
 
-    def _after_acquired(self, count: int) -> None:
-        """Hook for RLock: restore the recursion count once the raw lock is ours."""
-
-    # -- the protocol threading.Condition uses, and fork support -----------------------------------
-
-    def locked(self) -> bool:
-        """True if the lock is held by any thread."""
-        return self._block.locked()
-
-    def _is_owned(self) -> bool:
-        # Lock has no owner: like threading.Condition's fallback, "locked" is the best answer.
-        return self._block.locked()
-
-    def _release_save(self) -> None:
-        self.release()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        hold = _clock() - self._t0
+        try:
+            top = self._holder.pop()
+        except AttributeError:  # no holder registered: unlocked, or taken and not yet registered
+            self._release_unregistered()
+            return
+        except IndexError:  # released by another thread, which already emptied the stack
+            top = self._key
+        if top != self._key:
+            _unhold_after_pop(self._holder, self._key, top)
+        self._holder = None
+        self._hold_total += hold
+        left = self._left - 1
+        if left:
+            self._left = left
+        else:
+            self._sample(hold)
+        self._tok.append(True)
+        if self._waiters:
+            self._wake()
+        if hold > self._cap:
+            self._long_hold(hold)
 
     def _acquire_restore(self, state: Any) -> None:
         # Condition.wait must return holding its lock, so on_inversion="raise" only reports here.
@@ -311,80 +554,23 @@ class Lock(_Traced):
         except _lockorder.LockOrderError:
             self.acquire()
 
-    def _at_fork_reinit(self) -> None:
-        holder = self._holder
-        if holder is not None:  # reset to unlocked: nobody holds it any more
-            _unhold(holder, self._key)
-        self._block._at_fork_reinit()  # type: ignore[attr-defined]
-        self._holder = None
-
-    # -- statistics ---------------------------------------------------------------------------------
-
-    def _counters(self) -> _stats.Counters:
-        counters = _stats.Counters(self.name, self._kind)
-        rare = self._rare
-        if rare is not None:
-            counters.add(rare)
-        hist = self._hold_hist
-        released = sum(hist) if hist else 0
-        counters.acquisitions += released + (self._holder is not None)
-        counters.hold_total = self._hold_total
-        counters.hold_max = self._hold_max
-        counters.hold_hist = None if hist is None else list(hist)
-        counters.reentries += self._reentry_count()
-        return counters
-
-    def _reentry_count(self) -> int:
-        return 0
-
-    def _reset_counters(self) -> None:
-        self._hold_total = 0
-        self._hold_max = 0
-        self._hold_hist = None
-        self._rare = None
-        self._ctxn = 0
-
     def __del__(self) -> None:
-        try:
-            holder = self._holder
-            if holder is not None:  # dropped while held (legal): it is not held by anyone any more
-                _unhold(holder, self._key)
-            if self._hold_hist is None and self._rare is None and holder is None:
-                # Never used: queue just enough to count the instance (drain does the rest).
-                _retire_unused((self._key, self._tname, self._module, self._line, self._kind))
-            else:
-                _stats.retire_lock((
-                    self._key, self._tname, self._module, self._line, self._kind, holder is not None,
-                    self._hold_total, self._hold_max, self._hold_hist, self._rare, self._reentry_count(),
-                ))
-                _lockorder.retire(self._key)
-        except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
-            pass
-
-    def __repr__(self) -> str:
-        state = "locked" if self._block.locked() else "unlocked"
-        return f"<{state} {type(self).__module__}.{type(self).__qualname__} object name={self.name!r} at {id(self):#x}>"
+        self._retire()
 
 
 class RLock(Lock):
     """A traced ``threading.RLock``: re-entries are counted apart and never become order edges."""
 
-    __slots__ = ("_count", "_reentries")
+    # ``_extra``: levels held beyond the first (0 whenever the lock is free), so the common single-level
+    # acquire and release never touch it.
+    __slots__ = ("_extra", "_reentries")
     _kind = "rlock"
 
     def __init__(self, *, name: str | None = None) -> None:
-        self._block = _allocate_lock()
+        self._tok = [True]
         self._holder = None
-        self._last = None
-        self._ctx = None
-        self._ctxn = 0
-        self._t0 = 0
-        self._hold_total = 0
-        self._hold_max = 0
-        self._hold_hist = None
-        self._rare = None
-        self._count = 0
-        self._reentries = 0
+        self._waiters = None
+        self._extra = 0
         if name is None:
             frame = _getframe(1)
             self._module = frame.f_globals.get("__name__", "?")
@@ -392,133 +578,26 @@ class RLock(Lock):
             self._tname = None
         else:
             self._set_name(name)
-        self._key = key = next(_serial)
-        _live[key] = _ref(self)
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire the lock, or re-enter it if this thread owns it; returns True when acquired."""
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _current()
-        if self._holder is held:
-            if blocking is not True or timeout != -1:
-                _validate(blocking, timeout)
-            self._count += 1
-            self._reentries += 1
-            return True
-        if blocking is True and timeout == -1 and self._block.acquire(False):
-            if held:
-                if held != self._ctx:
-                    _lockorder.observe(self, held, False)
-                else:
-                    self._ctxn += 1
-            self._holder = held
-            self._count = 1
-            held.append(self._key)
-            self._t0 = _clock()
-            return True
-        return self._acquire_slow(blocking, timeout)
-
-    def __enter__(self) -> bool:
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _current()
-        if self._holder is held:
-            self._count += 1
-            self._reentries += 1
-            return True
-        if self._block.acquire(False):
-            if held:
-                if held != self._ctx:
-                    _lockorder.observe(self, held, False)
-                else:
-                    self._ctxn += 1
-            self._holder = held
-            self._count = 1
-            held.append(self._key)
-            self._t0 = _clock()
-            return True
-        return self._acquire_slow(True, -1)
 
     def release(self) -> None:
         """Leave one level; the final level releases. ``RuntimeError`` if this thread does not own it."""
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = None
-        if held is None or self._holder is not held:
-            held = self._owner_stack()
-        count = self._count - 1
-        if count:
-            self._count = count
-            return
-        self._count = 0
-        hold = _clock() - self._t0
-        self._hold_total += hold
-        if hold > self._hold_max:
-            self._hold_max = hold
-        try:
-            self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
-            self._hold_hist = _stats.record(self._hold_hist, hold)
-        self._holder = None
-        self._last = held
-        try:
-            top = held.pop()
-            if top != self._key:
-                _unhold_after_pop(held, self._key, top)
-        except IndexError:  # released by another thread, which already emptied the stack
-            pass
-        self._block.release()
-        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
-            _report_held_long(self, hold)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = None
-        if held is None or self._holder is not held:
-            held = self._owner_stack()
-        count = self._count - 1
-        if count:
-            self._count = count
-            return
-        self._count = 0
-        hold = _clock() - self._t0
-        self._hold_total += hold
-        if hold > self._hold_max:
-            self._hold_max = hold
-        try:
-            self._hold_hist[hold.bit_length()] += 1  # type: ignore[index]
-        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
-            self._hold_hist = _stats.record(self._hold_hist, hold)
-        self._holder = None
-        self._last = held
-        try:
-            top = held.pop()
-            if top != self._key:
-                _unhold_after_pop(held, self._key, top)
-        except IndexError:  # released by another thread, which already emptied the stack
-            pass
-        self._block.release()
-        if hold > _held_long_ns:  # reported once released: never log while holding the user's lock
-            _report_held_long(self, hold)
+        if self._is_active():
+            self.release()
+        else:
+            self._owner_stack()  # a fresh RLock is owned by nobody: raises the stdlib's error
 
     def _took(self, held: _threads.Held) -> None:
         self._holder = held
-        self._count = 1
+        self._extra = 0
         held.append(self._key)
         self._t0 = _clock()
 
     def _after_acquired(self, count: int) -> None:
-        self._count = count
+        self._extra = count - 1
 
     def locked(self) -> bool:
         """True if some thread holds the lock (Python 3.14 added this to RLock; offered everywhere)."""
-        return self._block.locked()
+        return not self._tok
 
     def _is_owned(self) -> bool:
         holder = self._holder
@@ -542,46 +621,27 @@ class RLock(Lock):
             # Owned under a suspended held stack (we are inside tracedthreading's logging): re-entry.
             if blocking is not True or timeout != -1:
                 _validate(blocking, timeout)
-            self._count += 1
+            self._extra += 1
             self._reentries += 1
             return True
         return super()._acquire_slow(blocking, timeout)
 
     def _recursion_count(self) -> int:
-        return self._count if self._is_owned() else 0
+        return self._extra + 1 if self._is_owned() else 0
 
     def _release_save(self) -> tuple[int, int]:
         """Release every level at once (``Condition.wait``); returns what ``_acquire_restore`` needs."""
         if not self._is_owned():
             msg = "cannot release un-acquired lock"
             raise RuntimeError(msg)
-        state = (self._count, _get_ident())
-        self._count = 1
+        state = (self._extra + 1, _get_ident())
+        self._extra = 0
         self.release()
         return state
 
-    def _acquire_restore(self, state: tuple[int, int]) -> None:
-        # Condition.wait must return holding its lock, so on_inversion="raise" only reports here: the
-        # cycle is reported (once) and the retry finds the edge known.
-        count = state[0]
-        held = _current()
-        if self._block.acquire(False):
-            if held:
-                try:
-                    _lockorder.observe(self, held, False)
-                except _lockorder.LockOrderError:
-                    self._block.acquire()
-            self._took(held)
-            self._count = count
-            return
-        try:
-            self._wait(held, -1, count)
-        except _lockorder.LockOrderError:
-            self._wait(held, -1, count)
-
     def _at_fork_reinit(self) -> None:
         super()._at_fork_reinit()
-        self._count = 0
+        self._extra = 0
 
     def _reentry_count(self) -> int:
         return self._reentries
@@ -594,14 +654,175 @@ class RLock(Lock):
         holder = self._holder
         state = "locked" if holder is not None else "unlocked"
         owner = holder.ident if holder is not None else 0
-        count = self._count if holder is not None else 0
+        count = self._extra + 1 if holder is not None else 0
         return (
             f"<{state} {type(self).__module__}.{type(self).__qualname__} object owner={owner} "
             f"count={count} name={self.name!r} at {id(self):#x}>"
         )
 
 
+class _ActiveRLock(RLock):
+    """An :class:`RLock` after its first acquire: the hot path."""
+
+    __slots__ = ()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, or re-enter it if this thread owns it; returns True when acquired."""
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _current()
+        if self._holder is held:
+            if blocking is not True or timeout != -1:
+                _validate(blocking, timeout)
+            self._extra += 1
+            self._reentries += 1
+            return True
+        if blocking is True and timeout == -1:
+            try:
+                self._tok.pop()
+            except IndexError:
+                return self._acquire_slow(True, -1)
+            if held:
+                if held != self._ctx:
+                    _lockorder.observe(self, held, False)
+                else:
+                    self._ctxn += 1
+            self._holder = held
+            held.append(self._key)
+            self._t0 = _clock()
+            return True
+        return self._acquire_slow(blocking, timeout)
+
+    def __enter__(self) -> bool:
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _current()
+        if self._holder is held:
+            self._extra += 1
+            self._reentries += 1
+            return True
+        try:
+            self._tok.pop()
+        except IndexError:
+            return self._acquire_slow(True, -1)
+        if held:
+            if held != self._ctx:
+                _lockorder.observe(self, held, False)
+            else:
+                self._ctxn += 1
+        self._holder = held
+        held.append(self._key)
+        self._t0 = _clock()
+        return True
+
+    def release(self) -> None:
+        """Leave one level; the final level releases. ``RuntimeError`` if this thread does not own it."""
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _NO_STACK
+        if self._holder is not held:
+            held = self._owner_stack()
+        if self._extra:
+            self._extra -= 1
+            return
+        hold = _clock() - self._t0
+        try:
+            top = held.pop()
+        except IndexError:  # emptied by an out-of-order release elsewhere: nothing to pop
+            top = self._key
+        if top != self._key:
+            _unhold_after_pop(held, self._key, top)
+        self._holder = None
+        self._hold_total += hold
+        left = self._left - 1
+        if left:
+            self._left = left
+        else:
+            self._sample(hold)
+        self._tok.append(True)
+        if self._waiters:
+            self._wake()
+        if hold > self._cap:
+            self._long_hold(hold)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _NO_STACK
+        if self._holder is not held:
+            held = self._owner_stack()
+        if self._extra:
+            self._extra -= 1
+            return
+        hold = _clock() - self._t0
+        try:
+            top = held.pop()
+        except IndexError:  # emptied by an out-of-order release elsewhere: nothing to pop
+            top = self._key
+        if top != self._key:
+            _unhold_after_pop(held, self._key, top)
+        self._holder = None
+        self._hold_total += hold
+        left = self._left - 1
+        if left:
+            self._left = left
+        else:
+            self._sample(hold)
+        self._tok.append(True)
+        if self._waiters:
+            self._wake()
+        if hold > self._cap:
+            self._long_hold(hold)
+
+    def _acquire_restore(self, state: tuple[int, int]) -> None:
+        # Condition.wait must return holding its lock, so on_inversion="raise" only reports here: the
+        # cycle is reported (once) and the retry finds the edge known.
+        count = state[0]
+        held = _current()
+        try:
+            self._tok.pop()
+        except IndexError:
+            try:
+                self._wait(held, -1, count)
+            except _lockorder.LockOrderError:
+                self._wait(held, -1, count)
+            return
+        if held:
+            try:
+                _lockorder.observe(self, held, False)
+            except _lockorder.LockOrderError:
+                self._take(-1)  # observe gave the token back before raising: take it again
+        self._took(held)
+        self._extra = count - 1
+
+    def __del__(self) -> None:
+        self._retire()
+
+
+Lock._active = _ActiveLock
+RLock._active = _ActiveRLock
+_config._listeners.append(_refresh_thresholds)
+_refresh_thresholds()
+# Same names as the public classes: repr() and error messages read as the stdlib's do.
+for _cls in (_ActiveLock, _ActiveRLock):
+    _cls.__name__ = _cls.__qualname__ = _cls.__mro__[1].__name__
+del _cls
+
+
 # -- helpers of the slow paths (module functions keep the classes' hot methods short) ---------------
+
+
+def _unqueue(waiters: deque[Any], waiter: Any) -> bool:
+    """Take ``waiter`` out of the queue; False when a releaser already did (to wake it)."""
+    try:
+        waiters.remove(waiter)
+    except ValueError:
+        return False
+    return True
 
 
 def _unhold(held: _threads.Held, key: int) -> None:
@@ -658,9 +879,9 @@ def _note_contention(
         _events.emit(_events.LOCK_CONTENDED, "warning", fields)
 
 
-def _report_held_long(lock: Any, hold: int) -> None:
+def _report_held_long(lock: Any, hold: float) -> None:
     fields = lock_fields(lock)
-    fields.update(hold=hold / 1e9, stack=_threads.caller_stack(_CONFIG.stack_depth, 2))
+    fields.update(hold=hold, stack=_threads.caller_stack(_CONFIG.stack_depth, 3))
     _events.emit(_events.LOCK_HELD_LONG, "warning", fields)
 
 
@@ -669,3 +890,12 @@ def lock_fields(primitive: Any, ident: int | None = None) -> dict[str, Any]:
     fields: dict[str, Any] = {"lock": primitive.trace_name, "kind": primitive._kind}
     fields.update(_events.thread_fields(ident))
     return fields
+
+
+def _after_fork_in_child() -> None:
+    global _setup_lock
+    _setup_lock = _thread.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

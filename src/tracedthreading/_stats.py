@@ -104,14 +104,15 @@ def new_hist(size: int = _INITIAL_BUCKETS) -> list[int]:
     return [0] * size
 
 
-def record(hist: list[int] | None, duration_ns: int) -> list[int]:
-    """Count one duration into ``hist`` (created when None, grown when too short); returns it."""
+def record(hist: list[int] | None, duration_ns: int, weight: int = 1) -> list[int]:
+    """Count one duration ``weight`` times into ``hist`` (created when None, grown when too short);
+    returns it. A weight above 1 stands for the holds a sampling lock skipped."""
     index = min(duration_ns.bit_length(), HIST_BUCKETS - 1)
     if hist is None:
         hist = new_hist()
     if index >= len(hist):
         hist = hist + [0] * (index + 1 - len(hist))
-    hist[index] += 1
+    hist[index] += weight
     return hist
 
 
@@ -158,7 +159,8 @@ def retire_unused(record: tuple[int, str | None, str | None, int, str]) -> None:
 def retire_lock(record: tuple[Any, ...]) -> None:
     """Queue a dead, used Lock/RLock as a plain tuple (``__del__``: no allocation beyond it).
 
-    ``record`` is (key, name, module, line, kind, held, hold_total, hold_max, hold_hist, rare, reentries).
+    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total, hold_max, hold_hist,
+    rare, reentries), durations in ns.
     """
     _dead_locks.append(record)
     _live.pop(record[0], None)
@@ -167,14 +169,14 @@ def retire_lock(record: tuple[Any, ...]) -> None:
 
 
 def _fold_lock(record: tuple[Any, ...]) -> None:
-    _key, name, module, line, kind, held, hold_total, hold_max, hist, rare, reentries = record
+    _key, name, module, line, kind, held, completed, hold_total, hold_max, hist, rare, reentries = record
     ident = (name if name is not None else f"{module}:{line}", kind)
     folded = _folded.get(ident)
     if folded is None:
         folded = _folded[ident] = Counters(*ident)
     if rare is not None:
         folded.add(rare)
-    folded.acquisitions += (sum(hist) if hist else 0) + held
+    folded.acquisitions += completed + held
     folded.reentries += reentries
     folded.hold_total += hold_total
     if hold_max > folded.hold_max:

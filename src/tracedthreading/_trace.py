@@ -23,7 +23,7 @@ from time import perf_counter_ns as _clock
 from typing import Any
 
 from tracedthreading import _config, _threads
-from tracedthreading._primitives import Lock, RLock, site_of
+from tracedthreading._primitives import _ActiveLock, _ActiveRLock, site_of
 from tracedthreading._sync import Barrier, BoundedSemaphore, Condition, Event, Semaphore
 
 __all__ = [
@@ -79,20 +79,21 @@ def _site_name(name: str | None) -> str | None:
     return "%s:%d" % site_of(sys._getframe(2))
 
 
-class TracingLock(Lock):
+class TracingLock(_ActiveLock):
     """A :class:`~tracedthreading.Lock` that also records its waits and holds on the timeline."""
 
     __slots__ = ("_tr_released", "_tr_start", "_tr_tid")
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=_site_name(name))
+        self._init_counters()  # active from the start: the fresh state's methods would bypass ours
         self._tr_start = 0
         self._tr_tid = 0
         self._tr_released = 0
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire as :meth:`Lock.acquire`; a wait that had to block becomes a "wait" slice."""
-        busy = self._block.locked()
+        busy = self.locked()
         start = _clock()
         got = super().acquire(blocking, timeout)
         end = _clock()
@@ -120,13 +121,14 @@ class TracingLock(Lock):
         self.release()
 
 
-class TracingRLock(RLock):
+class TracingRLock(_ActiveRLock):
     """A :class:`~tracedthreading.RLock` that also records its waits and outermost holds."""
 
     __slots__ = ("_tr_released", "_tr_start")
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=_site_name(name))
+        self._init_counters()  # active from the start: the fresh state's methods would bypass ours
         self._tr_start = 0
         self._tr_released = 0
 
@@ -134,7 +136,7 @@ class TracingRLock(RLock):
         """Acquire or re-enter as :meth:`RLock.acquire`; only the outermost level is a hold."""
         if self._is_owned():
             return super().acquire(blocking, timeout)
-        busy = self._block.locked()
+        busy = self.locked()
         start = _clock()
         got = super().acquire(blocking, timeout)
         end = _clock()
@@ -163,7 +165,7 @@ class TracingRLock(RLock):
 
     def _acquire_restore(self, state: tuple[int, int]) -> None:
         # Condition.wait re-acquires through here, not through acquire(): time that wait too.
-        busy = self._block.locked()
+        busy = self.locked()
         start = _clock()
         super()._acquire_restore(state)
         end = _clock()

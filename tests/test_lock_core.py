@@ -1,0 +1,258 @@
+"""The lock core: token and waiter queue, fresh and active states, sampled hold histograms."""
+
+from __future__ import annotations
+
+import gc
+import random
+import threading as std
+import time
+import weakref
+
+import pytest
+
+import tracedthreading
+from tracedthreading import _primitives, _stats
+from tracedthreading.testing import capture_events, events_named
+
+FACTORIES = pytest.mark.parametrize("factory", [tracedthreading.Lock, tracedthreading.RLock], ids=["Lock", "RLock"])
+
+
+def _waiting(lock: object) -> int:
+    waiters = lock._waiters  # type: ignore[attr-defined]
+    return 0 if waiters is None else len(waiters)
+
+
+# -- token and waiters -------------------------------------------------------------------------------
+
+
+@FACTORIES
+def test_no_wakeup_is_lost_under_mixed_blocking_and_timed_acquires(factory: type) -> None:
+    """Eight threads hammer one lock, half with short timeouts: the count is exact, nobody hangs,
+    and the waiter queue is empty afterwards."""
+    lock = factory(name="hammered")
+    box = [0]
+    successes = [0] * 8
+    rounds = 1500
+
+    def worker(index: int) -> None:
+        rng = random.Random(index)
+        for _ in range(rounds):
+            if index % 2 and not lock.acquire(timeout=rng.choice((0, 0.0001, 0.001))):
+                continue
+            if not index % 2:
+                lock.acquire()
+            try:
+                value = box[0]
+                if rng.random() < 0.05:
+                    time.sleep(0)  # give up the GIL while holding: real waiters pile up
+                box[0] = value + 1
+                successes[index] += 1
+            finally:
+                lock.release()
+
+    threads = [std.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "a waiter was never woken"
+    assert box[0] == sum(successes)
+    assert successes[0] == rounds  # the blocking workers always get the lock
+    assert not lock.locked() and _waiting(lock) == 0
+    stats = tracedthreading.snapshot().lock("hammered")
+    assert stats.acquisitions == box[0]
+
+
+@FACTORIES
+def test_timed_out_waiter_leaves_the_queue(factory: type) -> None:
+    """A timed acquire that gives up removes itself, so a later release wakes nobody stale."""
+    lock = factory(name="timed")
+    got = std.Event()
+    lock.acquire()
+
+    def try_briefly() -> None:
+        if lock.acquire(timeout=0.05):
+            got.set()
+            lock.release()
+
+    thread = std.Thread(target=try_briefly)
+    start = time.monotonic()
+    thread.start()
+    thread.join(5)
+    assert time.monotonic() - start >= 0.045
+    assert not got.is_set()
+    assert _waiting(lock) == 0
+    lock.release()
+    assert lock.acquire(timeout=0)
+    lock.release()
+
+
+def test_release_hands_the_lock_to_a_sleeping_waiter() -> None:
+    """A waiter asleep on the queue gets the lock when it is released by another thread (Lock allows it)."""
+    lock = tracedthreading.Lock(name="handoff")
+    lock.acquire()
+    order: list[str] = []
+
+    def waiter() -> None:
+        with lock:
+            order.append("waiter")
+
+    thread = std.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while _waiting(lock) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _waiting(lock) == 1
+    releaser = std.Thread(target=lock.release)  # a different thread releases: legal for Lock
+    releaser.start()
+    releaser.join(5)
+    thread.join(5)
+    assert order == ["waiter"]
+    assert not lock.locked() and _waiting(lock) == 0
+
+
+def test_double_release_raises_and_keeps_one_token() -> None:
+    """Releasing an unlocked Lock raises the stdlib's error and never makes a second token."""
+    lock = tracedthreading.Lock()
+    with lock:
+        pass
+    with pytest.raises(RuntimeError, match="release unlocked lock"):
+        lock.release()
+    assert lock.acquire(False)
+    assert not lock.acquire(False)  # still one token: mutual exclusion holds
+    lock.release()
+
+
+# -- fresh and active --------------------------------------------------------------------------------
+
+
+@FACTORIES
+def test_a_lock_never_acquired_is_not_registered_and_first_use_activates_it(factory: type) -> None:
+    lock = factory(name="fresh")
+    assert type(lock) is factory
+    assert not hasattr(lock, "_key")
+    assert all(ref() is not lock for ref in list(_stats._live.values()))
+    with pytest.raises(KeyError):
+        tracedthreading.snapshot().lock("fresh")
+    with lock:
+        pass
+    assert isinstance(lock, factory) and type(lock) is not factory
+    assert type(lock).__name__ == factory.__name__ and repr(lock).startswith(f"<unlocked tracedthreading.{factory.__name__} object")
+    assert _stats._live[lock._key]() is lock
+    assert tracedthreading.snapshot().lock("fresh").acquisitions == 1
+
+
+@FACTORIES
+def test_bound_methods_taken_while_fresh_keep_working(factory: type) -> None:
+    """Condition keeps its lock's bound acquire/release, and ``with`` looks __exit__ up before __enter__."""
+    lock = factory(name="bound")
+    acquire, release, exit_ = lock.acquire, lock.release, lock.__exit__
+    assert acquire()
+    release()
+    assert lock.__enter__() is True
+    exit_(None, None, None)
+    assert not lock.locked()
+    cond = tracedthreading.Condition(factory(name="cond-lock"))
+    with cond:
+        assert cond._is_owned() if factory is tracedthreading.RLock else cond._lock.locked()
+    assert tracedthreading.snapshot().lock("bound").acquisitions == 2
+    assert tracedthreading.snapshot().lock("cond-lock").acquisitions == 1
+
+
+@FACTORIES
+def test_fresh_lock_errors_match_the_stdlib(factory: type) -> None:
+    lock = factory()
+    message = "release unlocked lock" if factory is tracedthreading.Lock else "cannot release un-acquired lock"
+    with pytest.raises(RuntimeError, match=message):
+        lock.release()
+    assert not lock.locked()
+    assert not hasattr(lock, "_key")  # a failed release does not activate
+
+
+def test_activation_races_give_one_key() -> None:
+    """Threads taking a fresh lock at once activate it exactly once."""
+    for _ in range(50):
+        lock = tracedthreading.Lock(name="race")
+        barrier = std.Barrier(4)
+        seen: list[int] = []
+
+        def take() -> None:
+            barrier.wait()
+            with lock:
+                seen.append(lock._key)
+
+        threads = [std.Thread(target=take) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert len(set(seen)) == 1 and len(seen) == 4
+
+
+def test_unused_locks_are_collected_without_a_trace() -> None:
+    """Fresh locks have no __del__: dropping a million costs no queue entry and no registry entry."""
+    before = (len(_stats._live), len(_stats._dead_locks), len(_stats._dead_unused))
+    ref = weakref.ref(tracedthreading.Lock())
+    gc.collect()
+    assert ref() is None
+    for _ in range(10_000):
+        tracedthreading.RLock()
+    assert (len(_stats._live), len(_stats._dead_locks), len(_stats._dead_unused)) == before
+
+
+# -- sampled histogram, exact counts, thresholds on live locks ----------------------------------------
+
+
+@FACTORIES
+def test_counts_and_totals_are_exact_while_the_histogram_is_sampled(factory: type) -> None:
+    lock = factory(name="many")
+    n = 20_000
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    stats = tracedthreading.snapshot().lock("many")
+    assert stats.acquisitions == n
+    sampled = sum(stats.hold_hist)
+    assert 0 < sampled <= n and sampled > n - 200  # weights stand for the skipped holds
+    assert stats.hold_max <= stats.hold_total
+    assert stats.hold_p50 <= stats.hold_p99 <= stats.hold_max
+    total = stats.hold_total
+    lock.acquire()
+    time.sleep(0.02)
+    lock.release()
+    after = tracedthreading.snapshot().lock("many")
+    assert after.acquisitions == n + 1
+    assert after.hold_total - total >= 0.019
+    assert after.hold_max >= 0.019  # a maximum is never missed, sampled or not
+
+
+def test_sampling_does_not_alias_with_periodic_holds() -> None:
+    """One long hold in every 8: the sampled histogram still shows about one eighth long holds."""
+    lock = tracedthreading.Lock(name="periodic")
+    for i in range(16_000):
+        lock.acquire()
+        if i % 8 == 7:
+            end = time.perf_counter() + 0.0002
+            while time.perf_counter() < end:
+                pass
+        lock.release()
+    hist = tracedthreading.snapshot().lock("periodic").hold_hist
+    long_bucket = (100_000).bit_length()  # holds of 100 us and more
+    long_share = sum(hist[long_bucket:]) / sum(hist)
+    assert 0.06 < long_share < 0.2, long_share
+
+
+@FACTORIES
+def test_lowering_held_long_threshold_applies_to_live_locks(factory: type) -> None:
+    """A lock whose max was long before the threshold was lowered still reports the next long hold."""
+    lock = factory(name="slow")
+    tracedthreading.configure(held_long_threshold=None)
+    with lock:
+        time.sleep(0.03)  # the maximum is now 30 ms
+    tracedthreading.configure(held_long_threshold=0.005)
+    with capture_events() as events:
+        with lock:
+            time.sleep(0.01)  # below the old maximum, above the new threshold
+    reports = events_named(events, "lock.held_long")
+    assert len(reports) == 1 and reports[0]["lock"] == "slow" and reports[0]["hold"] >= 0.009
+
