@@ -20,7 +20,7 @@ import tracedthreading
 from tracedthreading import _events, _threads
 
 LOGGING_SCRIPT = r"""
-import io, json, logging, sys, threading
+import io, json, logging, sys, threading, time
 import structlog
 import tracedthreading
 from tracedthreading import _events
@@ -59,7 +59,7 @@ def work(i):
                     app.info("structlog", i=i, k=k)
             else:  # the handler's own lock is contended, and its events go through the handler itself
                 with user:
-                    pass
+                    time.sleep(0)  # gives up the GIL while holding: the others really wait for `user`
                 logging.getLogger("std").info("record %d %d", i, k)
                 app.info("structlog", i=i, k=k)
     except BaseException as exc:

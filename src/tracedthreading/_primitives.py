@@ -143,7 +143,7 @@ class Lock(_Traced):
         "_cap",
         "_ctx",
         "_ctxn",
-        "_hist",
+        "_hist",  # shared by every lock of this name: see _stats.shared_hist
         "_hold_max",
         "_hold_total",
         "_holder",
@@ -191,6 +191,8 @@ class Lock(_Traced):
         self._ctx: list[int] | None = None
         self._ctxn = 0
         self._t0 = 0.0
+        self._hist = _stats.shared_hist(self._tname if self._module is None else None, self._module, self._line,
+                                        self._kind)
         self._reset_counters()
         self._key = key = next(_serial)
         _live[key] = _ref(self)
@@ -358,9 +360,9 @@ class Lock(_Traced):
         n = self._n + weight
         self._n = n
         try:
-            self._hist[ns.bit_length()] += weight  # type: ignore[index]
-        except (TypeError, IndexError):  # no histogram yet, or a hold longer than it covers
-            self._hist = _stats.record(self._hist, ns, weight)
+            self._hist[ns.bit_length()] += weight
+        except IndexError:  # a hold longer than the histogram covers so far
+            _stats.count_into(self._hist, ns, weight)
         if n < _SAMPLE_ALL:
             self._w = self._left = 1
         elif n < _SAMPLE_DENSE:
@@ -410,11 +412,9 @@ class Lock(_Traced):
         rare = self._rare
         if rare is not None:
             counters.add(rare)
-        hist = self._hist
         counters.acquisitions += self._completed() + (self._holder is not None)
         counters.hold_total = int(self._hold_total * 1e9)
-        counters.hold_max = int(self._hold_max * 1e9)
-        counters.hold_hist = None if hist is None else list(hist)
+        counters.hold_max = int(self._hold_max * 1e9)  # the hold histogram is per name: see _stats.collect
         counters.reentries += self._reentry_count()
         return counters
 
@@ -427,7 +427,6 @@ class Lock(_Traced):
         self._cap = 0.0
         self._n = 0
         self._w = self._left = 1
-        self._hist: list[int] | None = None
         self._rare: _stats.Counters | None = None
         self._ctxn = 0
 
@@ -439,7 +438,7 @@ class Lock(_Traced):
                 _unhold(holder, self._key)
             _stats.retire_lock((
                 self._key, self._tname, self._module, self._line, self._kind, holder is not None,
-                self._completed(), int(self._hold_total * 1e9), int(self._hold_max * 1e9), self._hist,
+                self._completed(), int(self._hold_total * 1e9), int(self._hold_max * 1e9), None,
                 self._rare, self._reentry_count(),
             ))
             _lockorder.retire(self._key)

@@ -33,6 +33,9 @@ _dead_unused: list[tuple[int, str | None, str | None, int, str]] = []
 _folded: dict[tuple[str, str], Counters] = {}
 _instances: dict[tuple[str, str], int] = {}
 _unused_sites: _Counter[tuple[str | None, str | None, int, str]] = _Counter()
+# Hold histograms of Lock/RLock, one per name (explicit name, or creation site) and kind, shared by
+# every instance: a lock-per-object program keeps one histogram per site, not one per lock.
+_hold_hists: dict[tuple[str | None, str | None, int, str], list[int]] = {}
 _DRAIN_AT = 4096
 
 
@@ -114,6 +117,29 @@ def record(hist: list[int] | None, duration_ns: int, weight: int = 1) -> list[in
         hist = hist + [0] * (index + 1 - len(hist))
     hist[index] += weight
     return hist
+
+
+def shared_hist(name: str | None, module: str | None, line: int, kind: str) -> list[int]:
+    """The hold histogram every lock of this name (``name``, or ``module:line``) and kind adds to.
+
+    Instances of one name may add to it from different threads at once, so an increment can
+    occasionally be lost: it only feeds percentiles. Counts, totals and maxima are per instance, exact.
+    """
+    ident = (name, None, 0, kind) if module is None else (None, module, line, kind)
+    hist = _hold_hists.get(ident)
+    if hist is None:
+        with lock:
+            hist = _hold_hists.setdefault(ident, new_hist())
+    return hist
+
+
+def count_into(hist: list[int], duration_ns: int, weight: int) -> None:
+    """Count a duration too long for ``hist``'s current size, growing it in place (it is shared)."""
+    index = min(duration_ns.bit_length(), HIST_BUCKETS - 1)
+    with lock:
+        if index >= len(hist):
+            hist.extend([0] * (index + 1 - len(hist)))
+        hist[index] += weight
 
 
 def merge_hist(a: list[int] | None, b: list[int] | None) -> list[int] | None:
@@ -268,6 +294,10 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
         else:
             entry[0].add(counters)
             merged[ident] = (entry[0], entry[1] + 1)
+    for (name, module, line, kind), hist in list(_hold_hists.items()):
+        entry = merged.get((name if module is None else f"{module}:{line}", kind))
+        if entry is not None and any(hist):
+            entry[0].hold_hist = merge_hist(entry[0].hold_hist, hist)
     return merged
 
 
@@ -279,6 +309,8 @@ def reset() -> None:
         _unused_sites.clear()
         _folded.clear()
         _instances.clear()
+        for hist in _hold_hists.values():
+            hist[:] = [0] * len(hist)  # in place: live locks keep adding to these lists
     for primitive in live():
         try:
             primitive._reset_counters()

@@ -9,11 +9,13 @@ updated under the stats lock: these calls already cost microseconds, so exactnes
 from __future__ import annotations
 
 import _thread
+import sys
 import threading as _std
+import weakref
 from time import perf_counter_ns as _clock
 from typing import Any, Callable, Iterable, Mapping
 
-from tracedthreading import _config, _events, _lockorder, _stats, _threads
+from tracedthreading import _config, _events, _lockorder, _primitives, _stats, _threads
 from tracedthreading._primitives import RLock, _Traced, lock_fields
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Thread", "Timer"]
@@ -25,20 +27,32 @@ _nested = _thread._local()  # wait_for -> wait: report the timeout once, from wa
 
 
 class _Measured(_Traced):
-    """Identity plus a per-instance :class:`~tracedthreading._stats.Counters`."""
+    """Identity plus a per-instance :class:`~tracedthreading._stats.Counters`, made on first use.
+
+    Like a Lock, a primitive joins the registry only once it records something: a Future's Condition
+    that nobody waits on costs no registry entry and nothing when it dies.
+    """
 
     __slots__ = ()
     name = _Traced.trace_name
 
     def _init_traced(self, name: str | None, depth: int) -> None:
-        self._init_identity(name, depth + 1)
-        self._c: _stats.Counters | None = None  # made on first use: many primitives never wait
+        if name is None:
+            frame = sys._getframe(depth + 1)
+            self._module = frame.f_globals.get("__name__", "?")
+            self._line = frame.f_lineno
+            self._tname = None
+        else:
+            self._set_name(name)
+        self._key = next(_primitives._serial)
+        self._c: _stats.Counters | None = None
 
     def _counts(self) -> _stats.Counters:
-        """This primitive's counters, created on first use (call with ``_stats.lock`` held)."""
+        """This primitive's counters, created (and registered) on first use; call with ``_stats.lock`` held."""
         c = self._c
         if c is None:
             c = self._c = _stats.Counters("", self._kind)
+            _stats._live[self._key] = weakref.ref(self)
         return c
 
     def _counters(self) -> _stats.Counters:
@@ -50,13 +64,12 @@ class _Measured(_Traced):
 
     def _reset_counters(self) -> None:
         with _stats.lock:
-            self._c = None
+            if self._c is not None:  # zeroed, not dropped: it stays registered until it dies
+                self._c = _stats.Counters("", self._kind)
 
     def __del__(self) -> None:
         try:
-            if self._c is None:  # never used: only the instance count survives (cheap, see _stats)
-                _stats.retire_unused((self._key, self._tname, self._module, self._line, self._kind))
-            else:
+            if self._c is not None:  # never used: not registered, nothing to keep
                 _stats.retire(self._counters(), self._key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
             pass
@@ -345,6 +358,8 @@ class Timer(_Measured, _std.Timer):
     def start(self) -> None:
         """Start the timer thread; the callback is due ``interval`` seconds from now."""
         self._scheduled = _clock() + int(self.interval * 1e9)
+        with _stats.lock:
+            self._counts()  # a started timer is listed even if cancelled (threads cost far more)
         super().start()
 
     def run(self) -> None:
