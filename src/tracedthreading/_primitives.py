@@ -35,6 +35,7 @@ import sys
 from collections import deque
 from time import monotonic as _monotonic
 from time import perf_counter as _clock
+from time import sleep as _sleep
 from typing import Any
 
 from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _threads
@@ -52,19 +53,31 @@ _serial = itertools.count(1)
 _CONFIG = _config.CONFIG
 _NEVER = float("inf")  # a "threshold" no hold reaches
 
-#: A lock's first ``_SAMPLE_ALL`` holds all go into its hold histogram; then one in 8 on average does,
-#: and past ``_SAMPLE_DENSE`` one in 64, each counted for the holds it stands for. Counts, totals and
-#: maxima stay exact; only the percentiles come from the sample.
+#: A name's first ``_SAMPLE_ALL`` holds all go into its hold histogram; then one in 8 on average does,
+#: and past ``_SAMPLE_DENSE`` samples one in 64, each counted for the holds it stands for. Counts, totals
+#: and maxima stay exact; only the percentiles come from the sample.
 _SAMPLE_ALL = 256
-_SAMPLE_DENSE = 8192
+_SAMPLE_DENSE = 1024
+
+
+def _interval(samples: int, seed: int) -> int:
+    """Releases until the next sample, for a name that has ``samples``; the length is drawn from
+    ``seed`` (a hold's low bits), so a periodic pattern of short and long holds cannot alias with it."""
+    if samples < _SAMPLE_ALL:
+        return 1
+    if samples < _SAMPLE_DENSE:
+        return 1 + seed % 15  # one hold in 8 on average
+    return 1 + seed % 127  # one in 64
 
 # Stands for "this thread has no held stack" in RLock's ownership test: never any lock's holder.
 _NO_STACK = _threads.Held(0)
 # Threshold in seconds, refreshed by configure(); a module global so the slow path reads it in one step.
 _held_long_s = _NEVER
-# Guards first-use activation and the lazy creation of a lock's waiter queue. Raw and re-entrant: a
-# __del__ run by the garbage collector may take (and so activate) another lock meanwhile.
+# Guards the lazy creation of a lock's waiter queue (contended path only). Raw and re-entrant: a
+# __del__ run by the garbage collector may take another lock meanwhile.
 _setup_lock = _thread.RLock()
+# Locks being activated right now (id -> claiming thread): see Lock._activate.
+_activating: dict[int, int] = {}
 
 
 def _refresh_thresholds() -> None:
@@ -143,8 +156,6 @@ class Lock(_Traced):
         "_cap",
         "_ctx",
         "_ctxn",
-        "_hist",  # shared by every lock of this name: see _stats.shared_hist
-        "_hold_max",
         "_hold_total",
         "_holder",
         "_key",
@@ -152,6 +163,7 @@ class Lock(_Traced):
         "_line",
         "_module",
         "_n",
+        "_name_stats",
         "_rare",
         "_t0",
         "_tname",
@@ -179,20 +191,36 @@ class Lock(_Traced):
     # -- first use ------------------------------------------------------------------------------------
 
     def _activate(self) -> None:
-        """First acquire: key, counters, registry entry, then the hot-path class (once, race-free)."""
-        with _setup_lock:
-            try:
-                self._key  # noqa: B018 - set exactly when already active
-            except AttributeError:
+        """First acquire: key, counters, registry entry, then the hot-path class (once, race-free).
+
+        No lock: many threads activate many locks at once (each Future's), and a global lock held by a
+        thread that loses the GIL mid-activation would stall them all. ``dict.setdefault`` is atomic,
+        so exactly one thread claims a given lock; a thread that finds it claimed yields until it is
+        active.
+        """
+        active = self._active
+        if self.__class__ is active:
+            return
+        me = _get_ident()
+        ident = id(self)
+        claimant = _activating.setdefault(ident, me)
+        if claimant != me:
+            while self.__class__ is not active:
+                _sleep(0)
+            return
+        try:
+            if self.__class__ is not active:
                 self._init_counters()
-                self.__class__ = self._active
+                self.__class__ = active
+        finally:
+            del _activating[ident]
 
     def _init_counters(self) -> None:
         self._ctx: list[int] | None = None
         self._ctxn = 0
         self._t0 = 0.0
-        self._hist = _stats.shared_hist(self._tname if self._module is None else None, self._module, self._line,
-                                        self._kind)
+        self._name_stats = _stats.name_stats(self._tname if self._module is None else None, self._module,
+                                             self._line, self._kind)
         self._reset_counters()
         self._key = key = next(_serial)
         _live[key] = _ref(self)
@@ -220,11 +248,7 @@ class Lock(_Traced):
         self.release()
 
     def _is_active(self) -> bool:
-        try:
-            self._key  # noqa: B018 - set exactly when active
-        except AttributeError:
-            return False
-        return True
+        return self.__class__ is self._active
 
     def _acquire_restore(self, state: Any) -> None:
         self._activate()
@@ -352,30 +376,27 @@ class Lock(_Traced):
         """Hook for RLock: restore the recursion count once the token is ours."""
 
     def _sample(self, hold: float) -> None:
-        """Count one hold into the histogram, weighted by the releases it stands for, and draw the
-        next sampling interval (its length from the hold's low bits, so periodic patterns of short
-        and long holds cannot alias with it)."""
+        """Count one hold into its name's histogram, weighted by the releases it stands for, and
+        draw the next sampling interval."""
         ns = int(hold * 1e9)
         weight = self._w
         n = self._n + weight
         self._n = n
+        shared = self._name_stats
         try:
-            self._hist[ns.bit_length()] += weight
+            shared.hist[ns.bit_length()] += weight
         except IndexError:  # a hold longer than the histogram covers so far
-            _stats.count_into(self._hist, ns, weight)
-        if n < _SAMPLE_ALL:
-            self._w = self._left = 1
-        elif n < _SAMPLE_DENSE:
-            self._w = self._left = 1 + (ns + n) % 15  # one hold in 8 on average
-        else:
-            self._w = self._left = 1 + (ns + n) % 127  # one in 64
+            _stats.count_into(shared.hist, ns, weight)
+        shared.samples += 1  # may lose a count to a race with another instance: it only steers the rate
+        self._w = self._left = _interval(shared.samples, ns + n)
 
     def _long_hold(self, hold: float) -> None:
-        """A hold above ``_cap``: a new maximum, or past ``held_long_threshold`` (reported here)."""
+        """A hold above ``_cap``: a new maximum of its name, or past ``held_long_threshold`` (reported)."""
         with _stats.lock:
-            if hold > self._hold_max:
-                self._hold_max = hold
-            high = self._hold_max
+            shared = self._name_stats
+            if hold > shared.hold_max:
+                shared.hold_max = hold
+            high = shared.hold_max
             self._cap = high if high < _held_long_s else _held_long_s
         if hold > _held_long_s:  # reported once released: never log while holding the user's lock
             _report_held_long(self, hold)
@@ -413,8 +434,7 @@ class Lock(_Traced):
         if rare is not None:
             counters.add(rare)
         counters.acquisitions += self._completed() + (self._holder is not None)
-        counters.hold_total = int(self._hold_total * 1e9)
-        counters.hold_max = int(self._hold_max * 1e9)  # the hold histogram is per name: see _stats.collect
+        counters.hold_total = int(self._hold_total * 1e9)  # maximum and histogram: per name, see _stats
         counters.reentries += self._reentry_count()
         return counters
 
@@ -423,10 +443,12 @@ class Lock(_Traced):
 
     def _reset_counters(self) -> None:
         self._hold_total = 0.0
-        self._hold_max = 0.0
-        self._cap = 0.0
+        high = self._name_stats.hold_max  # a hold below its name's maximum needs no detour
+        self._cap = high if high < _held_long_s else _held_long_s
         self._n = 0
-        self._w = self._left = 1
+        # Once the name has enough samples a new instance starts sampling at once: a Future's lock,
+        # taken three times in its life, then usually costs no sample at all.
+        self._w = self._left = _interval(self._name_stats.samples, id(self) >> 4)
         self._rare: _stats.Counters | None = None
         self._ctxn = 0
 
@@ -438,8 +460,7 @@ class Lock(_Traced):
                 _unhold(holder, self._key)
             _stats.retire_lock((
                 self._key, self._tname, self._module, self._line, self._kind, holder is not None,
-                self._completed(), int(self._hold_total * 1e9), int(self._hold_max * 1e9), None,
-                self._rare, self._reentry_count(),
+                self._completed(), int(self._hold_total * 1e9), self._rare, self._reentry_count(),
             ))
             _lockorder.retire(self._key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object

@@ -33,9 +33,8 @@ _dead_unused: list[tuple[int, str | None, str | None, int, str]] = []
 _folded: dict[tuple[str, str], Counters] = {}
 _instances: dict[tuple[str, str], int] = {}
 _unused_sites: _Counter[tuple[str | None, str | None, int, str]] = _Counter()
-# Hold histograms of Lock/RLock, one per name (explicit name, or creation site) and kind, shared by
-# every instance: a lock-per-object program keeps one histogram per site, not one per lock.
-_hold_hists: dict[tuple[str | None, str | None, int, str], list[int]] = {}
+# What Lock/RLock share per name (explicit name, or creation site) and kind: see NameStats.
+_name_stats: dict[tuple[str | None, str | None, int, str], NameStats] = {}
 _DRAIN_AT = 4096
 
 
@@ -119,18 +118,36 @@ def record(hist: list[int] | None, duration_ns: int, weight: int = 1) -> list[in
     return hist
 
 
-def shared_hist(name: str | None, module: str | None, line: int, kind: str) -> list[int]:
-    """The hold histogram every lock of this name (``name``, or ``module:line``) and kind adds to.
+class NameStats:
+    """Hold statistics every Lock/RLock of one name and kind shares: the maximum (exact, updated under
+    :data:`lock`), the sampled histogram and how many samples it has (which sets the sampling rate).
 
-    Instances of one name may add to it from different threads at once, so an increment can
-    occasionally be lost: it only feeds percentiles. Counts, totals and maxima are per instance, exact.
+    Per name, not per instance: a program that makes a lock per object keeps one of these per site.
+    Instances of a name may add to the histogram from different threads at once, so an increment can
+    occasionally be lost: it only feeds percentiles. Counts and totals are per instance, exact.
     """
+
+    __slots__ = ("hist", "hold_max", "samples")
+
+    def __init__(self) -> None:
+        self.hist = new_hist()
+        self.hold_max = 0.0  # seconds
+        self.samples = 0
+
+    def clear(self) -> None:
+        self.hist[:] = [0] * len(self.hist)  # in place: live locks keep adding to this list
+        self.hold_max = 0.0
+        self.samples = 0
+
+
+def name_stats(name: str | None, module: str | None, line: int, kind: str) -> NameStats:
+    """The :class:`NameStats` of the locks named ``name`` (or created at ``module:line``) of ``kind``."""
     ident = (name, None, 0, kind) if module is None else (None, module, line, kind)
-    hist = _hold_hists.get(ident)
-    if hist is None:
+    shared = _name_stats.get(ident)
+    if shared is None:
         with lock:
-            hist = _hold_hists.setdefault(ident, new_hist())
-    return hist
+            shared = _name_stats.setdefault(ident, NameStats())
+    return shared
 
 
 def count_into(hist: list[int], duration_ns: int, weight: int) -> None:
@@ -185,8 +202,8 @@ def retire_unused(record: tuple[int, str | None, str | None, int, str]) -> None:
 def retire_lock(record: tuple[Any, ...]) -> None:
     """Queue a dead, used Lock/RLock as a plain tuple (``__del__``: no allocation beyond it).
 
-    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total, hold_max, hold_hist,
-    rare, reentries), durations in ns.
+    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total in ns, rare,
+    reentries); the maximum and histogram are kept per name (:class:`NameStats`).
     """
     _dead_locks.append(record)
     _live.pop(record[0], None)
@@ -195,7 +212,7 @@ def retire_lock(record: tuple[Any, ...]) -> None:
 
 
 def _fold_lock(record: tuple[Any, ...]) -> None:
-    _key, name, module, line, kind, held, completed, hold_total, hold_max, hist, rare, reentries = record
+    _key, name, module, line, kind, held, completed, hold_total, rare, reentries = record
     ident = (name if name is not None else f"{module}:{line}", kind)
     folded = _folded.get(ident)
     if folded is None:
@@ -205,10 +222,6 @@ def _fold_lock(record: tuple[Any, ...]) -> None:
     folded.acquisitions += completed + held
     folded.reentries += reentries
     folded.hold_total += hold_total
-    if hold_max > folded.hold_max:
-        folded.hold_max = hold_max
-    if hist is not None:
-        folded.hold_hist = merge_hist(folded.hold_hist, hist)
     _instances[ident] = _instances.get(ident, 0) + 1
 
 
@@ -294,10 +307,13 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
         else:
             entry[0].add(counters)
             merged[ident] = (entry[0], entry[1] + 1)
-    for (name, module, line, kind), hist in list(_hold_hists.items()):
+    for (name, module, line, kind), shared in list(_name_stats.items()):
         entry = merged.get((name if module is None else f"{module}:{line}", kind))
-        if entry is not None and any(hist):
-            entry[0].hold_hist = merge_hist(entry[0].hold_hist, hist)
+        if entry is not None:
+            counters = entry[0]
+            counters.hold_max = max(counters.hold_max, int(shared.hold_max * 1e9))
+            if any(shared.hist):
+                counters.hold_hist = merge_hist(counters.hold_hist, shared.hist)
     return merged
 
 
@@ -309,8 +325,8 @@ def reset() -> None:
         _unused_sites.clear()
         _folded.clear()
         _instances.clear()
-        for hist in _hold_hists.values():
-            hist[:] = [0] * len(hist)  # in place: live locks keep adding to these lists
+        for shared in _name_stats.values():
+            shared.clear()
     for primitive in live():
         try:
             primitive._reset_counters()

@@ -83,6 +83,7 @@ class TracingLock(_ActiveLock):
     """A :class:`~tracedthreading.Lock` that also records its waits and holds on the timeline."""
 
     __slots__ = ("_tr_released", "_tr_start", "_tr_tid")
+    _active = _ActiveLock  # replaced below: its own class, so it never counts as fresh
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=_site_name(name))
@@ -125,6 +126,7 @@ class TracingRLock(_ActiveRLock):
     """A :class:`~tracedthreading.RLock` that also records its waits and outermost holds."""
 
     __slots__ = ("_tr_released", "_tr_start")
+    _active = _ActiveRLock  # replaced below: its own class, so it never counts as fresh
 
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=_site_name(name))
@@ -172,6 +174,10 @@ class TracingRLock(_ActiveRLock):
         if busy or end - start >= _WAIT_FLOOR_NS:
             _record(_WAIT, self, _get_ident(), start, end)
         self._tr_start = end
+
+
+TracingLock._active = TracingLock
+TracingRLock._active = TracingRLock
 
 
 class TracingCondition(Condition):
