@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from typing import Any, NoReturn
 
 __all__ = ["EXIT_INVERSION", "EXIT_USAGE", "main"]
@@ -71,11 +70,11 @@ def _parser() -> _Parser:
                f"'{_PROG} report --help'.",
     )
     parser.add_argument("-m", dest="module", metavar="module", help="run a library module as a script (like python -m)")
-    parser.add_argument("--contended-threshold", type=_seconds(), metavar="SECONDS",
+    parser.add_argument("--contended-threshold", type=_seconds(), metavar="SECONDS", default=argparse.SUPPRESS,
                         help="log lock.contended for waits at least this long ('off' disables; default 0.1)")
-    parser.add_argument("--held-long-threshold", type=_seconds(), metavar="SECONDS",
+    parser.add_argument("--held-long-threshold", type=_seconds(), metavar="SECONDS", default=argparse.SUPPRESS,
                         help="log lock.held_long for holds at least this long (default 1.0)")
-    parser.add_argument("--wait-long-threshold", type=_seconds(), metavar="SECONDS",
+    parser.add_argument("--wait-long-threshold", type=_seconds(), metavar="SECONDS", default=argparse.SUPPRESS,
                         help="log lock.wait_long, with the holder's stack, for waits still going (default 30)")
     parser.add_argument("--log-file", metavar="PATH",
                         help="write every event as one JSON object per line to PATH (structlog's JSONRenderer)")
@@ -149,6 +148,9 @@ class _Run:
     def run(self) -> int:
         self._check_target()
         self._configure()
+        import logging  # noqa: F401 - before the patch, on every version: its module locks stay raw, as
+        # when wrapt imports it (3.10, 3.12, 3.13); handlers the target makes are traced either way
+
         from tracedthreading import patching
 
         patching.patch()
@@ -187,7 +189,7 @@ class _Run:
         settings = {
             name: getattr(self.options, name)
             for name in ("contended_threshold", "held_long_threshold", "wait_long_threshold")
-            if getattr(self.options, name) is not None
+            if hasattr(self.options, name)  # given (None for 'off'); a threshold not given is no attribute
         }
         if settings:
             tracedthreading.configure(**settings)
@@ -258,24 +260,25 @@ class _Run:
     # -- after ---------------------------------------------------------------------------------------
 
     def _finish(self) -> bool:
-        """Emit the summary event, print ``--summary``, stop the trace; True if inversions or deadlocks."""
-        from dataclasses import asdict
+        """Emit the summary event, print ``--summary``, stop the trace; True if inversions or deadlocks.
 
-        import tracedthreading
-        from tracedthreading import _events, _lockorder
+        With no option asking for it (no ``--summary``, ``--fail-on-inversion``, ``--log-file``) and nobody
+        to receive the summary event (structlog unconfigured, no event listener), no snapshot is taken.
+        """
+        from tracedthreading import _events
 
-        snap = tracedthreading.snapshot()
-        fields = {
-            "lock": None, "kind": "summary", **_events.thread_fields(),
-            "locks": [stats.as_dict() for stats in snap.locks],
-            "inversions": [inversion.as_dict() for inversion in snap.inversions],
-            "deadlocks": [deadlock.as_dict() for deadlock in snap.deadlocks],
-            # The whole order graph for `report --graph` (bounded: the busiest edges first).
-            "order_edges": [asdict(edge) for edge in _lockorder.edges(limit=_ORDER_EDGES_MAX)],
-        }
-        _emit_summary(fields, to_logger=self.log_stream is not None)
-        if self.options.summary:
-            _print_summary(snap, self.options.top)
+        to_logger = self.log_stream is not None
+        emitted = to_logger or _events.structlog_configured() or _events.has_sinks()
+        failed = False
+        if emitted or self.options.summary or self.options.fail_on_inversion:
+            import tracedthreading
+
+            snap = tracedthreading.snapshot()
+            if emitted:
+                _emit_summary(_summary_fields(snap), to_logger=to_logger)
+            if self.options.summary:
+                _print_summary(snap, self.options.top)
+            failed = bool(snap.inversions or snap.deadlocks)
         if self.trace is not None:
             try:
                 self.trace.stop()
@@ -283,7 +286,23 @@ class _Run:
                 print(f"tracedthreading: cannot write --trace-file: {exc}", file=sys.stderr)
         if self.log_stream is not None:
             self.log_stream.flush()
-        return bool(snap.inversions or snap.deadlocks)
+        return failed
+
+
+def _summary_fields(snap: Any) -> dict[str, Any]:
+    """The fields of the ``tracedthreading.summary`` event, from ``snap`` and the order graph."""
+    from dataclasses import asdict
+
+    from tracedthreading import _events, _lockorder
+
+    return {
+        "lock": None, "kind": "summary", **_events.thread_fields(),
+        "locks": [stats.as_dict() for stats in snap.locks],
+        "inversions": [inversion.as_dict() for inversion in snap.inversions],
+        "deadlocks": [deadlock.as_dict() for deadlock in snap.deadlocks],
+        # The whole order graph for `report --graph` (bounded: the busiest edges first).
+        "order_edges": [asdict(edge) for edge in _lockorder.edges(limit=_ORDER_EDGES_MAX)],
+    }
 
 
 def _wait_for_threads() -> None:
@@ -305,11 +324,9 @@ def _emit_summary(fields: dict[str, Any], *, to_logger: bool) -> None:
     Without ``--log-file`` (and no structlog setup of the target's own) the stderr fallback would print
     the whole table as one giant line, so listeners (``capture_events``, the trace) get it alone then.
     """
-    import structlog
-
     from tracedthreading import _events
 
-    if to_logger or structlog.is_configured():
+    if to_logger or _events.structlog_configured():
         _events.emit(_events.SUMMARY, "info", fields)
         return
     import time
@@ -368,4 +385,6 @@ def _print_exception(exc_type: Any, exc: Any, tb: Any) -> None:
     try:
         sys.excepthook(exc_type, exc, tb)
     except Exception:  # noqa: BLE001 - a broken hook of the target's: fall back to the plain traceback
+        import traceback
+
         traceback.print_exception(exc_type, exc, tb)

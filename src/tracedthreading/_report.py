@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -579,6 +577,9 @@ def write_graph(data: LogData, out: str) -> str:
         raise ReportError(f"{dot_path}: cannot write the graph ({exc.strerror or exc})") from None
     if suffix in _DOT_SUFFIXES:
         return f"wrote {dot_path}"
+    import shutil  # only here: the table renderers are imported by --summary and the pytest plugin
+    import subprocess
+
     program = shutil.which("dot")
     if program is None:
         raise ReportError(

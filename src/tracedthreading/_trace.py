@@ -15,7 +15,6 @@ from __future__ import annotations
 import _thread
 import collections
 import itertools
-import json
 import os
 import sys
 import time
@@ -313,6 +312,8 @@ def stop() -> dict[str, Any]:
     active = False
     _switch()
     if _path is not None:
+        import json  # only when a trace is written
+
         with open(_path, "w", encoding="utf-8") as stream:
             json.dump(data, stream, separators=(",", ":"))
             stream.write("\n")

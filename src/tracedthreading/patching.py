@@ -17,6 +17,11 @@ The classes become subclasses of the stdlib classes whose metaclass changes only
 would shadow ``__init__`` (``BoundedSemaphore.__init__`` calls ``Semaphore.__init__(self, value)``, as
 do users' subclasses). A user's subclass made under the patch is built the stdlib way, untraced.
 
+wrapt is imported by the first :func:`patch`, which also builds the stand-ins (once): ``import
+tracedthreading`` alone does not pay for it (wrapt's package imports ``importlib.metadata``, ``email``,
+``inspect``...). The import happens before the first patch is applied, so wrapt's own module-level locks
+stay raw.
+
 ``isinstance``/``issubclass`` against a stand-in answer as against the original: true for the stdlib's
 objects and for the traced ones (which subclass them). On 3.13, where ``threading.Lock`` is a class,
 ``isinstance(x, threading.Lock)`` is true for raw and traced Locks and false for a traced RLock (as for
@@ -36,8 +41,6 @@ import threading
 import types
 from collections.abc import Iterator
 from typing import Any
-
-import wrapt
 
 import tracedthreading
 from tracedthreading import _events
@@ -59,6 +62,8 @@ _SKIP_MODULES = ("_thread", "threading", "tracedthreading", "wrapt")
 
 _lock = _thread.allocate_lock()  # raw: guards the patch state below
 _active = False
+# Threads importing structlog inside tracedthreading's logging: their primitives are built raw (see _events).
+_IMPORTING = _events.importing_threads
 # (module, attribute, original) of every module attribute patch() replaced, threading's first.
 _applied: list[tuple[types.ModuleType, str, Any]] = []
 
@@ -72,29 +77,23 @@ def _traced_class(name: str) -> type | None:
 def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Build the primitive for a call made from ``frame``: raw inside ``threading``, traced elsewhere."""
     caller_globals = frame.f_globals
-    if caller_globals is _THREADING_GLOBALS or not _active:
+    if caller_globals is _THREADING_GLOBALS or not _active or (_IMPORTING and _thread.get_ident() in _IMPORTING):
         return original(*args, **kwargs)
     if "name" not in kwargs:
-        kwargs["name"] = f"{caller_globals.get('__name__', '?')}:{frame.f_lineno}"
+        site = (caller_globals.get("__name__", "?"), frame.f_lineno)
+        site_name = _site_names.get(site)
+        if site_name is None:
+            if len(_site_names) >= _SITE_NAMES_MAX:
+                _site_names.clear()
+            site_name = _site_names[site] = "%s:%d" % site
+        kwargs["name"] = site_name
     return _namespace[name](*args, **kwargs)
 
 
-class _Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
-    """The proxy for ``Lock`` and ``RLock`` (functions, or an unsubclassable class on 3.13)."""
-
-    def __instancecheck__(self, obj: Any) -> bool:
-        original = self.__wrapped__
-        if not isinstance(original, type):
-            return isinstance(obj, original)  # raises the stdlib's own TypeError for a function
-        return isinstance(obj, original) or self.__subclasscheck__(type(obj))
-
-    def __subclasscheck__(self, cls: Any) -> bool:
-        original = self.__wrapped__
-        if not isinstance(original, type) or issubclass(cls, original):
-            return issubclass(cls, original)
-        traced = _traced_class(self._self_name)
-        # The traced RLock subclasses the traced Lock; the stdlib's RLock is no Lock, so neither is ours.
-        return traced is not None and (cls is traced if self._self_name == "Lock" else issubclass(cls, traced))
+# ``module:line`` names of creation sites, shared: a Future made 50,000 times at one line gets one
+# string, not 50,000 equal ones (bounded: cleared when full; an entry is only a cache).
+_site_names: dict[tuple[str, int], str] = {}
+_SITE_NAMES_MAX = 4096
 
 
 class _FactoryClass(type):
@@ -123,7 +122,31 @@ class _FactoryClass(type):
         return issubclass(other, cls._tt_original)
 
 
-def _caller_depth() -> int:
+def _factory_class(wrapt: Any) -> type:
+    """The proxy class for ``Lock`` and ``RLock``, made when wrapt is first imported (by :func:`patch`)."""
+
+    class _Factory(wrapt.FunctionWrapper):  # type: ignore[misc,name-defined]
+        """The proxy for ``Lock`` and ``RLock`` (functions, or an unsubclassable class on 3.13)."""
+
+        def __instancecheck__(self, obj: Any) -> bool:
+            original = self.__wrapped__
+            if not isinstance(original, type):
+                return isinstance(obj, original)  # raises the stdlib's own TypeError for a function
+            return isinstance(obj, original) or self.__subclasscheck__(type(obj))
+
+        def __subclasscheck__(self, cls: Any) -> bool:
+            original = self.__wrapped__
+            if not isinstance(original, type) or issubclass(cls, original):
+                return issubclass(cls, original)
+            traced = _traced_class(self._self_name)
+            # The traced RLock subclasses the traced Lock; the stdlib's RLock is no Lock, so neither is ours.
+            return traced is not None and (cls is traced if self._self_name == "Lock" else issubclass(cls, traced))
+
+    _Factory.__qualname__ = "_Factory"
+    return _Factory
+
+
+def _caller_depth(wrapt: Any) -> int:
     """How many frames a wrapt wrapper sees between itself and its caller (1 with wrapt's C extension)."""
 
     def probe(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> int:
@@ -140,33 +163,42 @@ def _caller_depth() -> int:
     return _probe_caller(wrapt.FunctionWrapper(len, probe))
 
 
-_DEPTH = _caller_depth()
-
-
-def _make_factory(name: str, original: Any) -> Any:
+def _make_factory(name: str, original: Any, proxy_class: type, depth: int) -> Any:
     """The stand-in for ``original``: it builds ``tracedthreading.<name>`` for callers outside ``threading``."""
     if isinstance(original, type) and name not in ("Lock", "RLock"):
         namespace = {"__module__": original.__module__, "__qualname__": original.__qualname__,
                      "__doc__": original.__doc__, "_tt_name": name, "_tt_original": original}
         return _FactoryClass(original.__name__, (original,), namespace)
-    depth = _DEPTH
 
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _dispatch(name, wrapped, sys._getframe(depth), args, kwargs)
 
-    factory = _Factory(original, call)
+    factory = proxy_class(original, call)
     factory._self_name = name
     return factory
 
 
-def _make_all() -> tuple[dict[int, Any], dict[int, Any]]:
-    """One stand-in per distinct original (threading.RLock and _thread.RLock get different ones)."""
-    factories = {id(obj): _make_factory(name, obj) for name, obj in _ORIGINALS.items()}
-    for key, (name, obj) in _ALIASES.items():
-        if key not in factories:
-            factories[key] = _make_factory(name, obj)
-    originals = {id(factory): _original_of(factory) for factory in factories.values()}
-    return factories, originals
+def _make_all() -> None:
+    """Import wrapt and fill the stand-in tables, once (by :func:`patch`, before it patches anything).
+
+    One stand-in per distinct original: ``threading.RLock`` and ``_thread.RLock`` get different ones.
+    """
+    if _FACTORIES:
+        return
+    import wrapt  # outside _lock: an import waits on the import system's locks, never while we hold ours
+
+    proxy_class = _factory_class(wrapt)
+    depth = _caller_depth(wrapt)
+    with _lock:
+        if _FACTORIES:
+            return
+        factories = {id(obj): _make_factory(name, obj, proxy_class, depth) for name, obj in _ORIGINALS.items()}
+        for key, (name, obj) in _ALIASES.items():
+            if key not in factories:
+                factories[key] = _make_factory(name, obj, proxy_class, depth)
+        _ORIGINAL_OF.update((id(factory), _original_of(factory)) for factory in factories.values())
+        _PROXY_IDS.update((id(proxy), proxy) for proxy in factories.values())
+        _FACTORIES.update(factories)  # last: a non-empty _FACTORIES means the tables are complete
 
 
 def _original_of(factory: Any) -> Any:
@@ -174,8 +206,11 @@ def _original_of(factory: Any) -> Any:
 
 
 _namespace = tracedthreading.__dict__  # the package is partly initialised here: read at call time only
-_FACTORIES, _ORIGINAL_OF = _make_all()
-_PROXY_IDS = {id(proxy): proxy for proxy in _FACTORIES.values()}
+# Filled by _make_all() on the first patch(): stand-in by id of its original, original by id of its
+# stand-in, stand-in by its own id.
+_FACTORIES: dict[int, Any] = {}
+_ORIGINAL_OF: dict[int, Any] = {}
+_PROXY_IDS: dict[int, Any] = {}
 
 
 def is_patched() -> bool:
@@ -190,6 +225,7 @@ def patch() -> None:
     places holding a stdlib factory that cannot be replaced (class attributes, read-only modules).
     """
     global _active
+    _make_all()
     with _lock:
         if not _active:
             for name, original in _ORIGINALS.items():

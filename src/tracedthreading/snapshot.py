@@ -6,7 +6,6 @@ Shaped like ``tracemalloc``: value objects with ``__slots__``, readable ``__str_
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -248,12 +247,16 @@ class Snapshot:
 
     def dump(self, path: str | os.PathLike[str]) -> None:
         """Write the snapshot as JSON to ``path``."""
+        import json  # here, not at import: ``import tracedthreading`` needs no JSON
+
         with open(path, "w", encoding="utf-8") as stream:
             json.dump(self.as_dict(), stream, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:
         """Read a snapshot written by :meth:`dump`; ``ValueError`` names the file when it is not one."""
+        import json
+
         try:
             with open(path, encoding="utf-8") as stream:
                 data = json.load(stream)
