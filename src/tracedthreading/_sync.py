@@ -33,7 +33,8 @@ class _Measured(_Traced):
     that nobody waits on costs no registry entry and nothing when it dies.
     """
 
-    __slots__ = ()
+    # Slots, not instance-dict entries: the stdlib classes keep their dicts at the size they expect.
+    __slots__ = ("_c", "_key", "_line", "_module", "_tname")
     name = _Traced.trace_name
 
     def _init_traced(self, name: str | None, depth: int) -> None:
