@@ -45,15 +45,15 @@ class _Measured(_Traced):
             self._tname = None
         else:
             self._set_name(name)
-        self._key = next(_primitives._serial)
-        self._c: _stats.Counters | None = None
+        self._c: _stats.Counters | None = None  # and no _key yet: both come with the first record
 
     def _counts(self) -> _stats.Counters:
         """This primitive's counters, created (and registered) on first use; call with ``_stats.lock`` held."""
         c = self._c
         if c is None:
+            self._key = key = next(_primitives._serial)
+            _stats._live[key] = weakref.ref(self)
             c = self._c = _stats.Counters("", self._kind)
-            _stats._live[self._key] = weakref.ref(self)
         return c
 
     def _counters(self) -> _stats.Counters:
@@ -193,12 +193,8 @@ class Semaphore(_Measured, _std.Semaphore):
             self._record(0, blocked=False)
             self._order_push()
             return True
-        try_only = isinstance(timeout, (int, float)) and timeout <= 0  # timeout=0: a try, like blocking=False
-        if not blocking or try_only:
-            if try_only and blocking and _std.Semaphore.acquire(self, True, timeout):
-                self._record(0, blocked=False)
-                self._order_push()
-                return True
+        # A try (non-blocking, or timeout <= 0, which the stdlib answers without waiting) found no permit.
+        if not blocking or (isinstance(timeout, (int, float)) and timeout <= 0):
             with _stats.lock:
                 self._counts().failures += 1  # a try (non-blocking or timeout=0) that found no permit
             return False
@@ -238,6 +234,8 @@ class Semaphore(_Measured, _std.Semaphore):
         held.append(self._key)
 
     def _order_pop(self, n: int) -> None:
+        if self._c is None:  # never acquired through here, so never pushed on any held stack
+            return
         held = getattr(_threads.tls, "held", None)
         for _ in range(n):
             if held is not None and self._key in held:

@@ -21,12 +21,15 @@ class LockStats:
     """Statistics of every primitive sharing one name (an explicit ``name=`` or a creation site).
 
     Fields: ``name``; ``kind`` (lock, rlock, condition, semaphore, boundedsemaphore, event, barrier, timer);
-    ``instances`` created since the last reset; ``acquisitions`` (successful outermost acquires; for
+    ``instances`` in use since the last reset (a primitive counts once it has recorded something: a Lock
+    once acquired, a Condition once waited on; those never used cost nothing and are not listed);
+    ``acquisitions`` (successful outermost acquires; for
     Condition/Event/Barrier successful waits; for Timer callbacks run); ``reentries`` (RLock re-entries);
     ``contentions`` (acquires or waits that had to block, timed-out ones included); ``timeouts``;
     ``failures`` (non-blocking acquires that found it taken); ``broken`` (BrokenBarrierError raised);
     ``wait_total``/``wait_max``/``wait_p50``/``wait_p99`` and ``hold_total``/``hold_max``/``hold_p50``/
-    ``hold_p99`` in seconds (hold of a Timer: its callback; wait of a Timer: how late it started);
+    ``hold_p99`` in seconds (hold of a Timer: its callback; wait of a Timer: how late it started;
+    Lock/RLock hold percentiles come from a sample of the holds, everything else is exact);
     ``blockers``: (thread name, times) pairs of the threads that held it while another waited, most first.
     """
 
