@@ -191,7 +191,8 @@ class Semaphore(_Measured, _std.Semaphore):
             raise ValueError(msg)
         if _std.Semaphore.acquire(self, False):
             self._record(0, blocked=False)
-            self._order_push()
+            if _CONFIG.order_semaphores:
+                self._order_push()
             return True
         # A try (non-blocking, or timeout <= 0, which the stdlib answers without waiting) found no permit.
         if not blocking or (isinstance(timeout, (int, float)) and timeout <= 0):
@@ -202,7 +203,7 @@ class Semaphore(_Measured, _std.Semaphore):
         got = _std.Semaphore.acquire(self, True, timeout)
         waited = _clock() - start
         self._record(waited, ok=got)
-        if got:
+        if got and _CONFIG.order_semaphores:
             self._order_push()
         threshold = _CONFIG.contended_threshold
         if threshold is not None and waited >= threshold * 1e9:
@@ -221,9 +222,7 @@ class Semaphore(_Measured, _std.Semaphore):
         self.release()
 
     def _order_push(self) -> None:
-        """Semaphores join the lock-order graph only when ``order_semaphores`` is on."""
-        if not _CONFIG.order_semaphores:
-            return
+        """Semaphores join the lock-order graph only when ``order_semaphores`` is on (callers check)."""
         held = _threads.current()
         if held:
             try:
