@@ -256,3 +256,31 @@ def test_lowering_held_long_threshold_applies_to_live_locks(factory: type) -> No
     reports = events_named(events, "lock.held_long")
     assert len(reports) == 1 and reports[0]["lock"] == "slow" and reports[0]["hold"] >= 0.009
 
+
+
+@FACTORIES
+def test_a_thread_re_taking_the_lock_cannot_starve_a_waiter(factory: type) -> None:
+    """A hog re-takes the lock in a loop (giving up the GIL while holding it): a waiter still gets it
+    promptly, because a waiter queued past the hand-off delay is handed the lock by the next release.
+    Without the hand-off the waiter waited for the hog's whole run (5 s here)."""
+    lock = factory(name="hogged")
+    stop = std.Event()
+    started = std.Event()
+
+    def hog() -> None:
+        deadline = time.monotonic() + 5
+        while not stop.is_set() and time.monotonic() < deadline:
+            with lock:
+                started.set()
+                time.sleep(0)
+
+    thread = std.Thread(target=hog)
+    thread.start()
+    assert started.wait(5)
+    begin = time.monotonic()
+    with lock:
+        waited = time.monotonic() - begin
+    stop.set()
+    thread.join(10)
+    assert waited < 2.0, f"waited {waited:.3f} s for a lock re-taken in a loop"
+    assert not lock.locked() and _waiting(lock) == 0

@@ -76,6 +76,8 @@ _held_long_s = _NEVER
 # Guards the lazy creation of a lock's waiter queue (contended path only). Raw and re-entrant: a
 # __del__ run by the garbage collector may take another lock meanwhile.
 _setup_lock = _thread.RLock()
+#: A waiter queued this long (seconds) gets the lock handed over by the next release: see Lock._wake.
+_HANDOFF_AFTER = 0.001
 # Locks being activated right now (id -> claiming thread): see Lock._activate.
 _activating: dict[int, int] = {}
 
@@ -270,10 +272,30 @@ class Lock(_Traced):
             self._wake()
 
     def _wake(self) -> None:
+        """Wake the oldest waiter. One that has waited longer than ``_HANDOFF_AFTER`` gets the lock
+        handed over (the token does not go back to the list): a woken waiter needs the GIL to take a
+        free token, which the releasing thread already holds, so without this a thread that keeps
+        re-taking the lock could starve the others indefinitely (Go's sync.Mutex does the same)."""
+        waiters = self._waiters
         try:
-            self._waiters.popleft().release()  # type: ignore[union-attr]
+            first = waiters[0]  # type: ignore[index]
         except IndexError:  # another releaser woke the last waiter
-            pass
+            return
+        handed = False
+        if _monotonic() - first.since > _HANDOFF_AFTER:
+            try:
+                self._tok.pop()  # ours again, to hand over
+                handed = True
+            except IndexError:  # already re-taken: wake the waiter to queue again, at the front
+                pass
+        try:
+            waiter = waiters.popleft()  # type: ignore[union-attr]
+        except IndexError:  # the waiter left (timed out) meanwhile
+            if handed:
+                self._give_back()
+            return
+        waiter.handed = handed
+        waiter.gate.release()
 
     def _take(self, timeout: float) -> bool:
         """Wait for the token, up to ``timeout`` seconds (-1: for ever); True once this thread has it."""
@@ -292,38 +314,45 @@ class Lock(_Traced):
                 if waiters is None:
                     waiters = self._waiters = deque()
         deadline = None if timeout < 0 else _monotonic() + timeout
-        waiter = _allocate_lock()
-        waiter.acquire()
+        me = _Waiter()
+        enqueue = waiters.append
         try:
             while True:
-                waiters.append(waiter)  # queued before the last look at the token: no lost wake-up
+                enqueue(me)  # queued before the last look at the token: no lost wake-up
+                enqueue = waiters.appendleft  # woken and beaten to the token: first in line from now on
                 try:
                     tok.pop()
                 except IndexError:
                     pass
                 else:
-                    _unqueue(waiters, waiter)  # a wake-up already addressed to us is just dropped
+                    if not _unqueue(waiters, me):
+                        me.gate.acquire()  # a plain wake-up is on its way to us: absorb it
                     return True
                 if deadline is None:
-                    waiter.acquire()
-                    continue
-                remaining = deadline - _monotonic()
-                if remaining > 0 and waiter.acquire(True, remaining):
-                    continue
-                if _unqueue(waiters, waiter):
-                    return False
-                # A releaser dequeued us to wake us as we timed out: take the token if it is still
-                # free; if it is not, its new holder wakes the next waiter when it releases.
-                try:
-                    tok.pop()
-                except IndexError:
-                    return False
-                return True
+                    me.gate.acquire()
+                else:
+                    remaining = deadline - _monotonic()
+                    if not (remaining > 0 and me.gate.acquire(True, remaining)):
+                        if _unqueue(waiters, me):
+                            return False
+                        me.gate.acquire()  # a releaser dequeued us as we timed out: its wake-up is due
+                if me.handed:
+                    return True
+                if deadline is not None and _monotonic() >= deadline:
+                    try:
+                        tok.pop()
+                    except IndexError:
+                        return False
+                    return True
         except BaseException:
             # Interrupted (KeyboardInterrupt from a signal handler, ...): leave the queue, and pass on
-            # a wake-up that was already addressed to us.
-            if not _unqueue(waiters, waiter) and tok:
-                self._wake()
+            # what a releaser already gave us: the lock itself, or a wake-up.
+            if not _unqueue(waiters, me):
+                me.gate.acquire()
+                if me.handed:
+                    self._give_back()
+                elif tok:
+                    self._wake()
             raise
 
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
@@ -834,6 +863,18 @@ del _cls
 
 
 # -- helpers of the slow paths (module functions keep the classes' hot methods short) ---------------
+
+
+class _Waiter:
+    """A thread queued for a lock: it sleeps on ``gate``, a private raw lock held while it is queued."""
+
+    __slots__ = ("gate", "handed", "since")
+
+    def __init__(self) -> None:
+        self.gate = _allocate_lock()
+        self.gate.acquire()
+        self.handed = False  # set by the releaser that hands the lock over, before it opens the gate
+        self.since = _monotonic()
 
 
 def _unqueue(waiters: deque[Any], waiter: Any) -> bool:
