@@ -77,7 +77,8 @@ _held_long_s = _NEVER
 # __del__ run by the garbage collector may take another lock meanwhile.
 _setup_lock = _thread.RLock()
 #: A waiter queued this long (seconds) gets the lock handed over by the next release: see Lock._wake.
-_HANDOFF_AFTER = 0.001
+#: One GIL switch interval (Go's mutex uses 1 ms; under the GIL a shorter wait is not yet starvation).
+_HANDOFF_AFTER = 0.005
 # Locks being activated right now (id -> claiming thread): see Lock._activate.
 _activating: dict[int, int] = {}
 
@@ -275,7 +276,7 @@ class Lock(_Traced):
         """Wake the oldest waiter. One that has waited longer than ``_HANDOFF_AFTER`` gets the lock
         handed over (the token does not go back to the list): a woken waiter needs the GIL to take a
         free token, which the releasing thread already holds, so without this a thread that keeps
-        re-taking the lock could starve the others indefinitely (Go's sync.Mutex does the same)."""
+        re-taking the lock could starve the others indefinitely (Go's sync.Mutex hands over too)."""
         waiters = self._waiters
         try:
             first = waiters[0]  # type: ignore[index]
