@@ -273,17 +273,19 @@ class Lock(_Traced):
             self._wake()
 
     def _wake(self) -> None:
-        """Wake the oldest waiter. One that has waited longer than ``_HANDOFF_AFTER`` gets the lock
-        handed over (the token does not go back to the list): a woken waiter needs the GIL to take a
-        free token, which the releasing thread already holds, so without this a thread that keeps
-        re-taking the lock could starve the others indefinitely (Go's sync.Mutex hands over too)."""
+        """Wake the oldest waiter. One that was already woken and beaten to the token, and has waited
+        longer than ``_HANDOFF_AFTER``, gets the lock handed over (the token does not go back to the
+        list): a woken waiter needs the GIL to take a free token, which the releasing thread already
+        holds, so without this a thread that keeps re-taking the lock could starve the others for as
+        long as it runs (Go's sync.Mutex hands over too). Handing over only to a waiter that lost a
+        race keeps hand-offs, and the convoys they cause under the GIL, to the starving case."""
         waiters = self._waiters
         try:
             first = waiters[0]  # type: ignore[index]
         except IndexError:  # another releaser woke the last waiter
             return
         handed = False
-        if _monotonic() - first.since > _HANDOFF_AFTER:
+        if first.lost and _monotonic() - first.since > _HANDOFF_AFTER:
             try:
                 self._tok.pop()  # ours again, to hand over
                 handed = True
@@ -345,6 +347,7 @@ class Lock(_Traced):
                     except IndexError:
                         return False
                     return True
+                me.lost = True  # woken for nothing if the next look at the token fails: see _wake
         except BaseException:
             # Interrupted (KeyboardInterrupt from a signal handler, ...): leave the queue, and pass on
             # what a releaser already gave us: the lock itself, or a wake-up.
@@ -869,12 +872,13 @@ del _cls
 class _Waiter:
     """A thread queued for a lock: it sleeps on ``gate``, a private raw lock held while it is queued."""
 
-    __slots__ = ("gate", "handed", "since")
+    __slots__ = ("gate", "handed", "lost", "since")
 
     def __init__(self) -> None:
         self.gate = _allocate_lock()
         self.gate.acquire()
         self.handed = False  # set by the releaser that hands the lock over, before it opens the gate
+        self.lost = False  # woken at least once, then re-queued: another thread took the token first
         self.since = _monotonic()
 
 
