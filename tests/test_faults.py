@@ -148,6 +148,9 @@ def background():
         go.set(); stop.wait()
 thread = threading.Thread(target=background, daemon=True); thread.start(); go.wait()
 with a, r, r:
+    waiter = threading.Thread(target=lambda: a.acquire() and a.release(), daemon=True); waiter.start()
+    while not a._waiters:  # the waiter is queued on `a` when the fork happens
+        threading.Event().wait(0.001)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -161,8 +164,11 @@ with a, r, r:
                 result["fresh_held"] = list(_threads.current()) == [a._key, r._key, fresh._key]
             result["other_locked"] = other.locked()          # its holder does not exist in the child
             result["other_timeout"] = other.acquire(timeout=0.01)
+            result["waiters_in_child"] = len(a._waiters or ())  # its waiter thread does not exist here
             r.release(); r.release(); a.release()
             result["after"] = list(_threads.current())
+            result["a_again"] = a.acquire(timeout=1)
+            a.release()
             snap = tracedthreading.snapshot()
             result["fresh_acq"] = snap.lock("fresh").acquisitions
             result["other_timeouts"] = snap.lock("other").timeouts
@@ -196,6 +202,7 @@ def test_fork_with_held_locks_gives_the_child_a_sane_tracker() -> None:
     assert child["held"] and child["threads"] and child["fresh_held"]
     assert child["other_locked"] is True and child["other_timeout"] is False
     assert child["after"] == []
+    assert child["waiters_in_child"] == 0 and child["a_again"] is True
     assert child["fresh_acq"] == 1 and child["other_timeouts"] == 1 and child["r_reentries"] == 1
 
 

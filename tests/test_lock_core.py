@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
 import random
+import signal
 import threading as std
 import time
 import weakref
@@ -284,3 +286,143 @@ def test_a_thread_re_taking_the_lock_cannot_starve_a_waiter(factory: type) -> No
     thread.join(10)
     assert waited < 2.0, f"waited {waited:.3f} s for a lock re-taken in a loop"
     assert not lock.locked() and _waiting(lock) == 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+@FACTORIES
+def test_waits_interrupted_at_random_points_never_lose_the_lock_or_hang(factory: type) -> None:
+    """The main thread keeps waiting for a lock that two threads keep taking, while a signal handler
+    raises into it at random points (inside the sleep, just after a wake-up, mid-hand-over...). Every
+    interrupted wait leaves cleanly: nothing is handed to a thread that left, nobody hangs, the lock
+    ends free with an empty queue, and its acquisitions add up."""
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    lock = factory(name="interrupted")
+    stop = std.Event()
+    taken = [0, 0, 0]
+
+    def hammer(index: int) -> None:
+        while not stop.is_set():
+            with lock:
+                taken[index] += 1
+                time.sleep(0.0005)
+
+    def interrupter() -> None:
+        rng = random.Random(7)
+        while not stop.is_set():
+            time.sleep(rng.uniform(0.0002, 0.003))
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    threads = [std.Thread(target=hammer, args=(i,)) for i in (1, 2)]
+    sender = std.Thread(target=interrupter)
+    interrupted = 0
+    try:
+        for thread in (*threads, sender):
+            thread.start()
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            try:
+                got = lock.acquire(timeout=0.05)
+            except Interrupted:
+                interrupted += 1
+                continue
+            if got:
+                try:
+                    taken[0] += 1
+                finally:
+                    try:
+                        lock.release()
+                    except Interrupted:  # raised after the release completed
+                        interrupted += 1
+    finally:
+        while True:  # stop raising before anything else: the handler may fire on any line here
+            try:
+                signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+                break
+            except Interrupted:
+                interrupted += 1
+        stop.set()
+        sender.join(10)
+        signal.signal(signal.SIGUSR1, previous)
+        for thread in threads:
+            thread.join(10)
+    assert not any(thread.is_alive() for thread in (*threads, sender)), "a thread hung"
+    assert interrupted > 0
+    assert lock.acquire(timeout=2), "the lock was lost to a waiter that had left"
+    lock.release()
+    assert not lock.locked() and _waiting(lock) == 0
+    assert tracedthreading.snapshot().lock("interrupted").acquisitions == sum(taken) + 1
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("handed", [False, True], ids=["woken", "handed-over"])
+@FACTORIES
+def test_an_exception_just_after_a_wake_up_passes_on_what_the_waiter_was_given(
+    factory: type, handed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiter's sleep ends and an exception (a signal handler's, say) is raised right then: it must
+    pass on the lock (if it was handed over) or the wake-up, not wait again for a wake-up it consumed."""
+    real_allocate = _primitives._allocate_lock
+
+    class RaisingGate:
+        """A gate whose wait raises just after it was woken (its first acquire is the initial one)."""
+
+        def __init__(self) -> None:
+            self._lock = real_allocate()
+            self._calls = 0
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            got = self._lock.acquire(blocking, timeout)
+            self._calls += 1
+            if got and self._calls == 2:
+                raise _Interrupted
+            return got
+
+        def release(self) -> None:
+            self._lock.release()
+
+    class StarvedWaiter(_primitives._Waiter):
+        __slots__ = ()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = RaisingGate()
+            self.gate.acquire()
+            if handed:  # as if already woken and beaten to the token, long ago: the release hands over
+                self.lost = True
+                self.since -= 1.0
+
+    monkeypatch.setattr(_primitives, "_Waiter", StarvedWaiter)
+    lock = factory(name="raise-after-wake")
+    lock.acquire()
+    outcome: list[str] = []
+
+    def wait() -> None:
+        try:
+            lock.acquire()
+            outcome.append("acquired")
+            lock.release()
+        except _Interrupted:
+            outcome.append("interrupted")
+
+    thread = std.Thread(target=wait)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while _waiting(lock) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    lock.release()
+    thread.join(5)
+    assert not thread.is_alive(), "the waiter hung waiting for a wake-up it had already consumed"
+    assert outcome == ["interrupted"]
+    assert lock.acquire(timeout=2), "the lock was handed to a waiter that left with it"
+    lock.release()
+    assert _waiting(lock) == 0

@@ -273,32 +273,39 @@ class Lock(_Traced):
             self._wake()
 
     def _wake(self) -> None:
-        """Wake the oldest waiter. One that was already woken and beaten to the token, and has waited
-        longer than ``_HANDOFF_AFTER``, gets the lock handed over (the token does not go back to the
-        list): a woken waiter needs the GIL to take a free token, which the releasing thread already
-        holds, so without this a thread that keeps re-taking the lock could starve the others for as
-        long as it runs (Go's sync.Mutex hands over too). Handing over only to a waiter that lost a
-        race keeps hand-offs, and the convoys they cause under the GIL, to the starving case."""
+        """Wake the oldest waiter still waiting. One that was already woken and beaten to the token,
+        and has waited longer than ``_HANDOFF_AFTER``, gets the lock handed over (the token does not go
+        back to the list): a woken waiter needs the GIL to take a free token, which the releasing thread
+        already holds, so without this a thread that keeps re-taking the lock could starve the others for
+        as long as it runs (Go's sync.Mutex hands over too). Handing over only to a waiter that lost a
+        race keeps hand-offs, and the convoys they cause under the GIL, to the starving case.
+
+        A waiter is woken only after this thread wins its ``claim`` (a waiter leaving on a timeout or an
+        exception races for the same token): one that left is skipped, and the next one is woken.
+        """
         waiters = self._waiters
-        try:
-            first = waiters[0]  # type: ignore[index]
-        except IndexError:  # another releaser woke the last waiter
-            return
-        handed = False
-        if first.lost and _monotonic() - first.since > _HANDOFF_AFTER:
+        while True:
             try:
-                self._tok.pop()  # ours again, to hand over
-                handed = True
-            except IndexError:  # already re-taken: wake the waiter to queue again, at the front
-                pass
-        try:
-            waiter = waiters.popleft()  # type: ignore[union-attr]
-        except IndexError:  # the waiter left (timed out) meanwhile
-            if handed:
-                self._give_back()
+                waiter = waiters.popleft()  # type: ignore[union-attr]
+            except IndexError:  # nobody (left) to wake
+                return
+            try:
+                waiter.claim.pop()
+            except IndexError:  # it is leaving: wake the next one instead
+                continue
+            handed = False
+            try:
+                if waiter.lost and _monotonic() - waiter.since > _HANDOFF_AFTER:
+                    try:
+                        self._tok.pop()  # ours again, to hand over
+                        handed = True
+                    except IndexError:  # already re-taken: the waiter queues again, at the front
+                        pass
+            finally:
+                waiter.handed = handed
+                waiter.decided = True
+                waiter.gate.release()
             return
-        waiter.handed = handed
-        waiter.gate.release()
 
     def _take(self, timeout: float) -> bool:
         """Wait for the token, up to ``timeout`` seconds (-1: for ever); True once this thread has it."""
@@ -328,17 +335,24 @@ class Lock(_Traced):
                 except IndexError:
                     pass
                 else:
-                    if not _unqueue(waiters, me):
-                        me.gate.acquire()  # a plain wake-up is on its way to us: absorb it
+                    if not me.withdraw(waiters):  # a releaser is waking us: it cannot hand over, we hold
+                        me.wait_decided()         # the token; our lock's next release wakes the next
                     return True
                 if deadline is None:
                     me.gate.acquire()
                 else:
                     remaining = deadline - _monotonic()
                     if not (remaining > 0 and me.gate.acquire(True, remaining)):
-                        if _unqueue(waiters, me):
+                        if me.withdraw(waiters):
                             return False
-                        me.gate.acquire()  # a releaser dequeued us as we timed out: its wake-up is due
+                        me.wait_decided()  # a releaser claimed us as we timed out
+                        if me.handed:
+                            return True
+                        try:
+                            tok.pop()
+                        except IndexError:
+                            return False
+                        return True
                 if me.handed:
                     return True
                 if deadline is not None and _monotonic() >= deadline:
@@ -347,12 +361,12 @@ class Lock(_Traced):
                     except IndexError:
                         return False
                     return True
-                me.lost = True  # woken for nothing if the next look at the token fails: see _wake
+                me.rearm()
         except BaseException:
             # Interrupted (KeyboardInterrupt from a signal handler, ...): leave the queue, and pass on
             # what a releaser already gave us: the lock itself, or a wake-up.
-            if not _unqueue(waiters, me):
-                me.gate.acquire()
+            if not me.withdraw(waiters):
+                me.wait_decided()
                 if me.handed:
                     self._give_back()
                 elif tok:
@@ -870,25 +884,48 @@ del _cls
 
 
 class _Waiter:
-    """A thread queued for a lock: it sleeps on ``gate``, a private raw lock held while it is queued."""
+    """A thread queued for a lock. It sleeps on ``gate``, a private raw lock it holds while queued.
 
-    __slots__ = ("gate", "handed", "lost", "since")
+    ``claim`` holds one token while the waiter may be woken: a releaser must pop it before waking the
+    waiter, and a waiter that leaves (timeout, exception, or it took the lock itself) pops it to
+    withdraw. Exactly one side wins, so a wake-up or a hand-over never goes to a thread that has left,
+    and a waiter knows whether one is on its way. ``decided`` is set (with ``handed``) before the gate
+    opens: it tells a waiter that was interrupted at any point what it was given.
+    """
+
+    __slots__ = ("claim", "decided", "gate", "handed", "lost", "since")
 
     def __init__(self) -> None:
         self.gate = _allocate_lock()
         self.gate.acquire()
+        self.claim = [True]
+        self.decided = False
         self.handed = False  # set by the releaser that hands the lock over, before it opens the gate
         self.lost = False  # woken at least once, then re-queued: another thread took the token first
         self.since = _monotonic()
 
+    def withdraw(self, waiters: deque[Any]) -> bool:
+        """Leave the queue; False when a releaser already claimed this waiter (its decision is due)."""
+        try:
+            waiters.remove(self)
+        except ValueError:
+            pass
+        try:
+            self.claim.pop()
+        except IndexError:
+            return False
+        return True
 
-def _unqueue(waiters: deque[Any], waiter: Any) -> bool:
-    """Take ``waiter`` out of the queue; False when a releaser already did (to wake it)."""
-    try:
-        waiters.remove(waiter)
-    except ValueError:
-        return False
-    return True
+    def wait_decided(self) -> None:
+        """Wait for the releaser that claimed this waiter to decide (a few bytecodes away)."""
+        while not self.decided:
+            _sleep(0)
+
+    def rearm(self) -> None:
+        """Woken and beaten to the token: get ready to be queued (and woken) again."""
+        self.lost = True
+        self.claim.append(True)  # before ``decided`` is reset: see withdraw
+        self.decided = False
 
 
 def _unhold(held: _threads.Held, key: int) -> None:
@@ -959,8 +996,14 @@ def lock_fields(primitive: Any, ident: int | None = None) -> dict[str, Any]:
 
 
 def _after_fork_in_child() -> None:
+    """Only the forking thread survives: forget activations in flight and every queued waiter (a
+    release must not hand a lock to a thread that does not exist in the child)."""
     global _setup_lock
     _setup_lock = _thread.RLock()
+    _activating.clear()
+    for primitive in _stats.live():
+        if isinstance(primitive, Lock):
+            primitive._waiters = None
 
 
 if hasattr(os, "register_at_fork"):
