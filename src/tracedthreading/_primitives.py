@@ -6,8 +6,11 @@ Reading guide.
   it, ``append()`` gives it back. Both are single C calls, atomic without the GIL too, and about four
   times cheaper than a raw lock's ``acquire(False)``/``release()``. Threads that find no token queue a
   private raw lock in ``_waiters`` and sleep on it (:meth:`Lock._take`); a release that sees waiters
-  wakes the oldest. A waiter enqueues itself *before* its last look at the token and a releaser returns
-  the token *before* it looks at the queue, so a wake-up is never lost.
+  wakes the oldest (:meth:`Lock._wake`). A waiter enqueues itself *before* its last look at the token
+  and a releaser returns the token *before* it looks at the queue, so a wake-up is never lost; a waiter
+  that keeps losing the token to a thread re-taking the lock is handed the lock instead (no starvation);
+  and a per-waiter claim decides, for a waiter leaving on a timeout or an exception, whether a releaser
+  got to it first (see :class:`_Waiter`).
 * **Fresh and active.** A new lock is a cheap object (its token, its name or creation site). Its first
   acquire gives it a key, counters and a place in the weak registry, then switches its class to the
   hot-path class (``_ActiveLock``/``_ActiveRLock``, subclasses of the public ones). Locks that are never
@@ -15,11 +18,12 @@ Reading guide.
 * **Fast path.** An uncontended acquire is a token pop, one thread-local read, one comparison against
   the cached lock-order context, a push on the thread's held stack and one clock read. A release reads
   the clock, adds the hold to the total, counts down to the next histogram sample, pops the held stack
-  and returns the token. New maxima and holds past ``held_long_threshold`` (one comparison with
-  ``_cap``) and histogram samples (every hold for a lock's first 256, then every 8th, weighted by 8)
-  take short detours. Counters are written only while the lock is held, so they are exact without
-  another lock. Everything else (argument checks, waiting, the wait-for graph, new order edges) is in
-  the slow path and the modules it calls.
+  and returns the token. New maxima of the lock's name and holds past ``held_long_threshold`` (one
+  comparison with ``_cap``) and histogram samples (see ``_interval``: every hold for a name's first 256
+  samples, then one in 8 and later one in 64 on average, each weighted) take short detours. Counters are
+  written only while the lock is held, so they are exact without another lock; the maximum and the
+  histogram are per name (:class:`~tracedthreading._stats.NameStats`). Everything else (argument checks,
+  waiting, the wait-for graph, new order edges) is in the slow path and the modules it calls.
 
 ``__enter__``/``__exit__`` repeat ``acquire``'s and ``release``'s bodies instead of calling them: one more
 Python call would cost a third of the budget (see ``benchmarks/bench_locks.py``). Threshold events are
