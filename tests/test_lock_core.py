@@ -426,3 +426,46 @@ def test_an_exception_just_after_a_wake_up_passes_on_what_the_waiter_was_given(
     assert lock.acquire(timeout=2), "the lock was handed to a waiter that left with it"
     lock.release()
     assert _waiting(lock) == 0
+
+
+def test_a_failed_activation_lets_another_thread_activate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the thread activating a fresh lock fails half-way (MemoryError, say), a thread that was waiting
+    for that activation takes it over instead of waiting for ever."""
+    inside, proceed = std.Event(), std.Event()
+    real = _primitives.Lock._init_counters
+    calls = []
+
+    def failing_once(self: object) -> None:
+        calls.append(std.get_ident())
+        if len(calls) == 1:
+            inside.set()
+            proceed.wait(5)
+            raise MemoryError("simulated")
+        real(self)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_primitives.Lock, "_init_counters", failing_once)
+    lock = tracedthreading.Lock(name="activation")
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            lock.acquire()
+        except MemoryError as exc:
+            errors.append(exc)
+
+    def second() -> None:
+        with lock:
+            pass
+
+    a = std.Thread(target=first)
+    a.start()
+    assert inside.wait(5)
+    b = std.Thread(target=second, daemon=True)  # daemon: if it hangs, the failure must not hang the run
+    b.start()
+    time.sleep(0.02)  # b is now waiting for a's activation
+    proceed.set()
+    a.join(5)
+    b.join(5)
+    assert not b.is_alive(), "the second thread waited for ever for a failed activation"
+    assert len(errors) == 1 and len(calls) == 2
+    assert tracedthreading.snapshot().lock("activation").acquisitions == 1

@@ -206,21 +206,18 @@ class Lock(_Traced):
         active.
         """
         active = self._active
-        if self.__class__ is active:
-            return
-        me = _get_ident()
-        ident = id(self)
-        claimant = _activating.setdefault(ident, me)
-        if claimant != me:
-            while self.__class__ is not active:
-                _sleep(0)
-            return
-        try:
-            if self.__class__ is not active:
-                self._init_counters()
-                self.__class__ = active
-        finally:
-            del _activating[ident]
+        while self.__class__ is not active:
+            ident = id(self)
+            me = _get_ident()
+            if _activating.setdefault(ident, me) != me:
+                _sleep(0)  # another thread is activating it: a few microseconds
+                continue
+            try:
+                if self.__class__ is not active:
+                    self._init_counters()
+                    self.__class__ = active
+            finally:
+                _activating.pop(ident, None)  # also when _init_counters failed: another thread retries
 
     def _init_counters(self) -> None:
         self._ctx: list[int] | None = None
