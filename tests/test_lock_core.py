@@ -9,6 +9,7 @@ import signal
 import threading as std
 import time
 import weakref
+from collections.abc import Callable
 
 import pytest
 
@@ -22,6 +23,17 @@ FACTORIES = pytest.mark.parametrize("factory", [tracedthreading.Lock, tracedthre
 def _waiting(lock: object) -> int:
     waiters = lock._waiters  # type: ignore[attr-defined]
     return 0 if waiters is None else len(waiters)
+
+
+def _start_queued(target: Callable[[], None], lock: object) -> std.Thread:
+    """Start ``target`` in a thread and return once it is queued on ``lock``."""
+    thread = std.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while _waiting(lock) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _waiting(lock) == 1
+    return thread
 
 
 # -- token and waiters -------------------------------------------------------------------------------
@@ -99,12 +111,7 @@ def test_release_hands_the_lock_to_a_sleeping_waiter() -> None:
         with lock:
             order.append("waiter")
 
-    thread = std.Thread(target=waiter)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while _waiting(lock) == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert _waiting(lock) == 1
+    thread = _start_queued(waiter, lock)
     releaser = std.Thread(target=lock.release)  # a different thread releases: legal for Lock
     releaser.start()
     releaser.join(5)
@@ -414,11 +421,7 @@ def test_an_exception_just_after_a_wake_up_passes_on_what_the_waiter_was_given(
         except _Interrupted:
             outcome.append("interrupted")
 
-    thread = std.Thread(target=wait)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while _waiting(lock) == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    thread = _start_queued(wait, lock)
     lock.release()
     thread.join(5)
     assert not thread.is_alive(), "the waiter hung waiting for a wake-up it had already consumed"
