@@ -47,14 +47,14 @@ def _wait_sliced(lock: Any, held: _threads.Held, holder: _threads.Held | None, t
     take = lock._take
     slice_ = _CONFIG.wait_long_threshold
     if slice_ is None or (timeout != -1 and timeout <= slice_):
-        return take(timeout)
-    if take(slice_):
+        return take(timeout, held)
+    if take(slice_, held):
         return True
     _report_wait_long(lock, held, start)
     if timeout == -1:
-        return take(-1)
+        return take(-1, held)
     remaining = timeout - (_clock() - start) / 1e9
-    return take(max(remaining, 0.0))
+    return take(max(remaining, 0.0), held)
 
 
 def _report_self_wait(lock: Any) -> None:

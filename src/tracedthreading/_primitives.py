@@ -300,6 +300,9 @@ class Lock(_Traced):
                     try:
                         self._tok.pop()  # ours again, to hand over
                         handed = True
+                        # The waiter owns it from now on, before it even wakes: threads that come to
+                        # wait meanwhile see (and report) who has the lock.
+                        self._holder = waiter.held
                     except IndexError:  # already re-taken: the waiter queues again, at the front
                         pass
             finally:
@@ -308,8 +311,9 @@ class Lock(_Traced):
                 waiter.gate.release()
             return
 
-    def _take(self, timeout: float) -> bool:
-        """Wait for the token, up to ``timeout`` seconds (-1: for ever); True once this thread has it."""
+    def _take(self, timeout: float, held: _threads.Held | None = None) -> bool:
+        """Wait for the token, up to ``timeout`` seconds (-1: for ever); True once this thread (whose
+        held stack is ``held``) has it."""
         tok = self._tok
         try:
             tok.pop()
@@ -325,7 +329,7 @@ class Lock(_Traced):
                 if waiters is None:
                     waiters = self._waiters = deque()
         deadline = None if timeout < 0 else _monotonic() + timeout
-        me = _Waiter()
+        me = _Waiter(held)
         enqueue = waiters.append
         try:
             while True:
@@ -369,6 +373,7 @@ class Lock(_Traced):
             if not me.withdraw(waiters):
                 me.wait_decided()
                 if me.handed:
+                    self._holder = None
                     self._give_back()
                 elif tok:
                     self._wake()
@@ -894,9 +899,10 @@ class _Waiter:
     opens: it tells a waiter that was interrupted at any point what it was given.
     """
 
-    __slots__ = ("claim", "decided", "gate", "handed", "lost", "since")
+    __slots__ = ("claim", "decided", "gate", "handed", "held", "lost", "since")
 
-    def __init__(self) -> None:
+    def __init__(self, held: _threads.Held | None) -> None:
+        self.held = held  # the waiting thread's held stack: it becomes the lock's holder on a hand-over
         self.gate = _allocate_lock()
         self.gate.acquire()
         self.claim = [True]
