@@ -204,13 +204,13 @@ def test_activation_races_give_one_key() -> None:
 
 def test_unused_locks_are_collected_without_a_trace() -> None:
     """Fresh locks have no __del__: dropping a million costs no queue entry and no registry entry."""
-    before = (len(_stats._live), len(_stats._dead_locks), len(_stats._dead_unused))
+    before = (len(_stats._live), len(_stats._dead_locks), len(_stats._dead))
     ref = weakref.ref(tracedthreading.Lock())
     gc.collect()
     assert ref() is None
     for _ in range(10_000):
         tracedthreading.RLock()
-    assert (len(_stats._live), len(_stats._dead_locks), len(_stats._dead_unused)) == before
+    assert (len(_stats._live), len(_stats._dead_locks), len(_stats._dead)) == before
 
 
 # -- sampled histogram, exact counts, thresholds on live locks ----------------------------------------

@@ -117,6 +117,7 @@ class _Traced:
     _tname: str | None
 
     def _init_identity(self, name: str | None, depth: int) -> None:
+        """The name, or the creation site ``depth`` frames up; key and registry come with first use."""
         if name is None:
             frame = _getframe(depth + 1)
             self._module = frame.f_globals.get("__name__", "?")
@@ -124,8 +125,6 @@ class _Traced:
             self._tname = None
         else:
             self._set_name(name)
-        self._key = key = next(_serial)
-        _live[key] = _ref(self)
 
     def _set_name(self, name: str) -> None:
         if not isinstance(name, str):

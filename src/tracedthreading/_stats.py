@@ -12,13 +12,10 @@ from __future__ import annotations
 import _thread
 import os
 import weakref
-from collections import Counter as _Counter
-from collections import deque
-from itertools import repeat
 from operator import add as _add
 from typing import Any
 
-__all__ = ["HIST_BUCKETS", "Counters", "drain", "live", "retire", "retire_lock", "retire_unused"]
+__all__ = ["HIST_BUCKETS", "Counters", "NameStats", "drain", "live", "name_stats", "retire", "retire_lock"]
 
 #: Histogram bucket ``i`` counts durations ``d`` (in ns) with ``d.bit_length() == i``: [2**(i-1), 2**i).
 HIST_BUCKETS = 64
@@ -29,10 +26,8 @@ lock = _thread.RLock()
 _live: dict[int, weakref.ref[Any]] = {}
 _dead: list[Counters] = []
 _dead_locks: list[tuple[Any, ...]] = []
-_dead_unused: list[tuple[int, str | None, str | None, int, str]] = []
 _folded: dict[tuple[str, str], Counters] = {}
 _instances: dict[tuple[str, str], int] = {}
-_unused_sites: _Counter[tuple[str | None, str | None, int, str]] = _Counter()
 # What Lock/RLock share per name (explicit name, or creation site) and kind: see NameStats.
 _name_stats: dict[tuple[str | None, str | None, int, str], NameStats] = {}
 _DRAIN_AT = 4096
@@ -107,13 +102,13 @@ def new_hist(size: int = _INITIAL_BUCKETS) -> list[int]:
 
 
 def record(hist: list[int] | None, duration_ns: int, weight: int = 1) -> list[int]:
-    """Count one duration ``weight`` times into ``hist`` (created when None, grown when too short);
-    returns it. A weight above 1 stands for the holds a sampling lock skipped."""
+    """Count one duration ``weight`` times into ``hist`` (created when None, grown in place when too
+    short); returns it. A weight above 1 stands for the holds a sampling lock skipped."""
     index = min(duration_ns.bit_length(), HIST_BUCKETS - 1)
     if hist is None:
         hist = new_hist()
     if index >= len(hist):
-        hist = hist + [0] * (index + 1 - len(hist))
+        hist.extend([0] * (index + 1 - len(hist)))
     hist[index] += weight
     return hist
 
@@ -151,12 +146,9 @@ def name_stats(name: str | None, module: str | None, line: int, kind: str) -> Na
 
 
 def count_into(hist: list[int], duration_ns: int, weight: int) -> None:
-    """Count a duration too long for ``hist``'s current size, growing it in place (it is shared)."""
-    index = min(duration_ns.bit_length(), HIST_BUCKETS - 1)
+    """:func:`record` into a shared histogram too short for the duration (it grows in place)."""
     with lock:
-        if index >= len(hist):
-            hist.extend([0] * (index + 1 - len(hist)))
-        hist[index] += weight
+        record(hist, duration_ns, weight)
 
 
 def merge_hist(a: list[int] | None, b: list[int] | None) -> list[int] | None:
@@ -189,14 +181,6 @@ def percentile(hist: list[int] | None, fraction: float) -> float:
             low = 1 << (index - 1)
             return (low * 1.4142135623730951) / 1e9
     return 0.0
-
-
-def retire_unused(record: tuple[int, str | None, str | None, int, str]) -> None:
-    """Queue a dead primitive that recorded nothing, as (key, name, module, line, kind): only its
-    instance count survives (``__del__``: never blocks, never raises)."""
-    _dead_unused.append(record)
-    if len(_dead_unused) >= _DRAIN_AT:
-        try_drain()
 
 
 def retire_lock(record: tuple[Any, ...]) -> None:
@@ -243,14 +227,6 @@ def try_drain() -> None:
 
 
 def _drain_locked() -> None:
-    # Unused dead primitives were queued by __del__ as (key, name, module, line, kind) tuples; the
-    # loops over them run in C (map, Counter.update): programs make millions of such locks.
-    if _dead_unused:
-        batch = _dead_unused[:]
-        del _dead_unused[: len(batch)]
-        keys = [item[0] for item in batch]
-        deque(map(_live.pop, keys, repeat(None)), maxlen=0)
-        _unused_sites.update([item[1:] for item in batch])
     while _dead_locks:
         _fold_lock(_dead_locks.pop())
     while _dead:
@@ -284,10 +260,6 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
     """Aggregate folded and live counters by (name, kind): ``{(name, kind): (counters, instances)}``."""
     with lock:
         _drain_locked()
-        for (name, module, line, kind), count in list(_unused_sites.items()):
-            ident = (name if name is not None else f"{module}:{line}", kind)
-            _instances[ident] = _instances.get(ident, 0) + count
-        _unused_sites.clear()
         merged: dict[tuple[str, str], tuple[Counters, int]] = {}
         for ident in set(_folded) | set(_instances):
             total = Counters(*ident)
@@ -322,7 +294,6 @@ def reset() -> None:
     with lock:
         _drain_locked()  # drops dead primitives' registry entries
         _dead_locks.clear()
-        _unused_sites.clear()
         _folded.clear()
         _instances.clear()
         for shared in _name_stats.values():

@@ -9,7 +9,6 @@ updated under the stats lock: these calls already cost microseconds, so exactnes
 from __future__ import annotations
 
 import _thread
-import sys
 import threading as _std
 import weakref
 from time import perf_counter_ns as _clock
@@ -38,13 +37,7 @@ class _Measured(_Traced):
     name = _Traced.trace_name
 
     def _init_traced(self, name: str | None, depth: int) -> None:
-        if name is None:
-            frame = sys._getframe(depth + 1)
-            self._module = frame.f_globals.get("__name__", "?")
-            self._line = frame.f_lineno
-            self._tname = None
-        else:
-            self._set_name(name)
+        self._init_identity(name, depth + 1)
         self._c: _stats.Counters | None = None  # and no _key yet: both come with the first record
 
     def _counts(self) -> _stats.Counters:
