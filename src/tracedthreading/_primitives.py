@@ -47,8 +47,12 @@ from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _th
 __all__ = ["Lock", "RLock"]
 
 _allocate_lock = _thread.allocate_lock
+_new_object = object.__new__
 _getframe = sys._getframe
 _live = _stats._live
+_name_stats = _stats._name_stats
+_retire_lock = _stats.retire_lock
+_order_nodes = _lockorder._names  # keys of locks in the order graph (never rebound, only cleared)
 _ref = _stats.weakref.ref
 _get_ident = _thread.get_ident
 _tls = _threads.tls
@@ -171,6 +175,7 @@ class Lock(_Traced):
         "_n",
         "_name_stats",
         "_rare",
+        "_reentries",
         "_t0",
         "_tname",
         "_tok",
@@ -191,8 +196,12 @@ class Lock(_Traced):
             self._module = frame.f_globals.get("__name__", "?")
             self._line = frame.f_lineno
             self._tname = None
+        elif name.__class__ is str:
+            self._tname = name
+            self._module = None
+            self._line = 0
         else:
-            self._set_name(name)
+            self._set_name(name)  # a str subclass, or the TypeError
 
     # -- first use ------------------------------------------------------------------------------------
 
@@ -218,15 +227,33 @@ class Lock(_Traced):
             finally:
                 _activating.pop(ident, None)  # also when _init_counters failed: another thread retries
 
-    def _init_counters(self) -> None:
-        self._ctx: list[int] | None = None
+    def _init_counters(self, register: bool = True) -> None:
+        """Zero the counters and take the name's shared statistics; with ``register`` (the first
+        acquire) also the start values, a key and a registry entry. One flat body: every Future's lock
+        runs it once."""
+        module = self._module
+        kind = self._kind
+        ident = (self._tname, None, 0, kind) if module is None else (None, module, self._line, kind)
+        shared = _name_stats.get(ident)
+        if shared is None:
+            shared = _stats.name_stats(*ident)
+        self._name_stats = shared
+        self._hold_total = 0.0
+        self._rare: _stats.Counters | None = None
+        self._reentries = 0
         self._ctxn = 0
-        self._t0 = 0.0
-        self._name_stats = _stats.name_stats(self._tname if self._module is None else None, self._module,
-                                             self._line, self._kind)
-        self._reset_counters()
-        self._key = key = next(_serial)
-        _live[key] = _ref(self)
+        self._n = 0
+        high = shared.hold_max  # a hold below its name's maximum needs no detour
+        self._cap = high if high < _held_long_s else _held_long_s
+        samples = shared.samples
+        # Once the name has enough samples a new instance starts sampling at once: a Future's lock,
+        # taken three times in its life, then usually costs no sample at all.
+        self._w = self._left = 1 if samples < _SAMPLE_ALL else _interval(samples, id(self) >> 4)
+        if register:
+            self._ctx: list[int] | None = None
+            self._t0 = 0.0
+            self._key = key = next(_serial)
+            _live[key] = _ref(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, like ``threading.Lock.acquire``; returns True when it was acquired."""
@@ -491,30 +518,24 @@ class Lock(_Traced):
         return counters
 
     def _reentry_count(self) -> int:
-        return 0
+        return self._reentries
 
     def _reset_counters(self) -> None:
-        self._hold_total = 0.0
-        high = self._name_stats.hold_max  # a hold below its name's maximum needs no detour
-        self._cap = high if high < _held_long_s else _held_long_s
-        self._n = 0
-        # Once the name has enough samples a new instance starts sampling at once: a Future's lock,
-        # taken three times in its life, then usually costs no sample at all.
-        self._w = self._left = _interval(self._name_stats.samples, id(self) >> 4)
-        self._rare: _stats.Counters | None = None
-        self._ctxn = 0
+        self._init_counters(register=False)
 
     def _retire(self) -> None:
-        """``__del__`` of an active lock: fold its counters and drop its order-graph node."""
+        """``__del__`` of an active lock: queue its counters for folding, drop its order-graph node."""
         try:
             holder = self._holder
+            key = self._key
             if holder is not None:  # dropped while held (legal): it is not held by anyone any more
-                _unhold(holder, self._key)
-            _stats.retire_lock((
-                self._key, self._tname, self._module, self._line, self._kind, holder is not None,
-                self._completed(), int(self._hold_total * 1e9), self._rare, self._reentry_count(),
+                _unhold(holder, key)
+            _retire_lock((
+                key, self._tname, self._module, self._line, self._kind, holder is not None,
+                self._n + self._w - self._left, self._hold_total, self._rare, self._reentries,
             ))
-            _lockorder.retire(self._key)
+            if key in _order_nodes:
+                _lockorder.retire(key)
         except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
             pass
 
@@ -626,8 +647,7 @@ class _ActiveLock(Lock):
         except _lockorder.LockOrderError:
             self.acquire()
 
-    def __del__(self) -> None:
-        self._retire()
+    __del__ = Lock._retire
 
 
 class RLock(Lock):
@@ -635,7 +655,7 @@ class RLock(Lock):
 
     # ``_extra``: levels held beyond the first (0 whenever the lock is free), so the common single-level
     # acquire and release never touch it.
-    __slots__ = ("_extra", "_reentries")
+    __slots__ = ("_extra",)
     _kind = "rlock"
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -648,8 +668,26 @@ class RLock(Lock):
             self._module = frame.f_globals.get("__name__", "?")
             self._line = frame.f_lineno
             self._tname = None
+        elif name.__class__ is str:
+            self._tname = name
+            self._module = None
+            self._line = 0
         else:
-            self._set_name(name)
+            self._set_name(name)  # a str subclass, or the TypeError
+
+    @classmethod
+    def _with_identity(cls, tname: str | None, module: str | None, line: int) -> RLock:
+        """A fresh RLock with a given identity, built without ``__init__``: a Condition's default
+        lock shares its condition's name (every Future makes one of these)."""
+        lock = _new_object(cls)
+        lock._tok = [True]
+        lock._holder = None
+        lock._waiters = None
+        lock._extra = 0
+        lock._tname = tname
+        lock._module = module
+        lock._line = line
+        return lock
 
     def release(self) -> None:
         """Leave one level; the final level releases. ``RuntimeError`` if this thread does not own it."""
@@ -714,13 +752,6 @@ class RLock(Lock):
     def _at_fork_reinit(self) -> None:
         super()._at_fork_reinit()
         self._extra = 0
-
-    def _reentry_count(self) -> int:
-        return self._reentries
-
-    def _reset_counters(self) -> None:
-        super()._reset_counters()
-        self._reentries = 0
 
     def __repr__(self) -> str:
         holder = self._holder
@@ -871,8 +902,7 @@ class _ActiveRLock(RLock):
         self._took(held)
         self._extra = count - 1
 
-    def __del__(self) -> None:
-        self._retire()
+    __del__ = Lock._retire
 
 
 Lock._active = _ActiveLock

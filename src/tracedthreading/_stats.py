@@ -186,7 +186,7 @@ def percentile(hist: list[int] | None, fraction: float) -> float:
 def retire_lock(record: tuple[Any, ...]) -> None:
     """Queue a dead, used Lock/RLock as a plain tuple (``__del__``: no allocation beyond it).
 
-    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total in ns, rare,
+    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total in seconds, rare,
     reentries); the maximum and histogram are kept per name (:class:`NameStats`).
     """
     _dead_locks.append(record)
@@ -205,7 +205,7 @@ def _fold_lock(record: tuple[Any, ...]) -> None:
         folded.add(rare)
     folded.acquisitions += completed + held
     folded.reentries += reentries
-    folded.hold_total += hold_total
+    folded.hold_total += int(hold_total * 1e9)
     _instances[ident] = _instances.get(ident, 0) + 1
 
 

@@ -20,9 +20,31 @@ from tracedthreading._primitives import RLock, _Traced, lock_fields
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Thread", "Timer"]
 
 _CONFIG = _config.CONFIG
+_rlock_with_identity = RLock._with_identity
+_std_condition_init = _std.Condition.__init__
 _serial_lock = _thread.RLock()
 _blocking_sites: set[tuple[str, str]] = set()
 _nested = _thread._local()  # wait_for -> wait: report the timeout once, from wait_for
+
+
+class _Entry(weakref.ref):  # type: ignore[type-arg]
+    """The registry entry of a sync primitive that has recorded something: a weak reference that,
+    when the primitive dies, hands its counters to the folding queue. Primitives that never record
+    (most Futures' Conditions) have no entry and no finalizer at all."""
+
+    __slots__ = ("counters", "key")
+
+    def __new__(cls, primitive: Any, counters: _stats.Counters, key: int) -> _Entry:
+        return super().__new__(cls, primitive, _retire_entry)
+
+    def __init__(self, primitive: Any, counters: _stats.Counters, key: int) -> None:
+        super().__init__(primitive, _retire_entry)
+        self.counters = counters
+        self.key = key
+
+
+def _retire_entry(entry: _Entry) -> None:
+    _stats.retire(entry.counters, entry.key)  # never blocks, never raises: safe wherever it died
 
 
 class _Measured(_Traced):
@@ -45,8 +67,8 @@ class _Measured(_Traced):
         c = self._c
         if c is None:
             self._key = key = next(_primitives._serial)
-            _stats._live[key] = weakref.ref(self)
-            c = self._c = _stats.Counters("", self._kind)
+            c = self._c = _stats.Counters(self.trace_name, self._kind)
+            _stats._live[key] = _Entry(self, c, key)
         return c
 
     def _counters(self) -> _stats.Counters:
@@ -58,15 +80,9 @@ class _Measured(_Traced):
 
     def _reset_counters(self) -> None:
         with _stats.lock:
-            if self._c is not None:  # zeroed, not dropped: it stays registered until it dies
-                self._c = _stats.Counters("", self._kind)
-
-    def __del__(self) -> None:
-        try:
-            if self._c is not None:  # never used: not registered, nothing to keep
-                _stats.retire(self._counters(), self._key)
-        except Exception:  # noqa: BLE001 - interpreter shutdown, half-built object
-            pass
+            c = self._c
+            if c is not None:  # zeroed in place (its registry entry folds it when this dies)
+                c.__init__(c.name, c.kind)
 
     def _record(self, waited: int, *, ok: bool = True, blocked: bool = True, broken: bool = False) -> None:
         with _stats.lock:
@@ -133,12 +149,17 @@ class Condition(_Measured, _std.Condition):
     _kind = "condition"
 
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
-        self._init_traced(name, 1)
+        # Flat: every Future makes one of these (usually named by the patch, from its creation site).
+        if name.__class__ is str:
+            self._tname = name
+            self._module = None
+            self._line = 0
+        else:
+            self._init_identity(name, 1)  # the creation site, or the TypeError for a bad name
+        self._c = None  # and no _key yet: both come with the first record
         if lock is None:
-            # Same name as the condition, copied rather than formatted: a Future makes one of these.
-            lock = RLock(name=name)
-            lock._module, lock._line = self._module, self._line
-        super().__init__(lock)
+            lock = _rlock_with_identity(self._tname, self._module, self._line)  # the condition's name
+        _std_condition_init(self, lock)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until notified or ``timeout`` elapses; returns False on timeout (as the stdlib)."""

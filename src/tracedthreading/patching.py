@@ -60,6 +60,7 @@ _ALIASES: dict[int, tuple[str, Any]] = {
 }
 _SKIP_MODULES = ("_thread", "threading", "tracedthreading", "wrapt")
 
+_getframe = sys._getframe
 _lock = _thread.allocate_lock()  # raw: guards the patch state below
 _active = False
 # Threads importing structlog inside tracedthreading's logging: their primitives are built raw (see _events).
@@ -105,19 +106,20 @@ class _FactoryClass(type):
 
     _tt_name: str
     _tt_original: type
+    _tt_standin: type  # the stand-in itself: its subclasses inherit it, so they can tell they are not
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if "_tt_original" not in cls.__dict__:  # a user's subclass: built as usual
+        if cls._tt_standin is not cls:  # a user's subclass: built as usual
             return super().__call__(*args, **kwargs)
-        return _dispatch(cls._tt_name, cls._tt_original, sys._getframe(1), args, kwargs)
+        return _dispatch(cls._tt_name, cls._tt_original, _getframe(1), args, kwargs)
 
     def __instancecheck__(cls, obj: Any) -> bool:
-        if "_tt_original" not in cls.__dict__:
+        if cls._tt_standin is not cls:
             return type.__instancecheck__(cls, obj)
         return isinstance(obj, cls._tt_original)  # the traced classes subclass the stdlib ones
 
     def __subclasscheck__(cls, other: Any) -> bool:
-        if "_tt_original" not in cls.__dict__:
+        if cls._tt_standin is not cls:
             return type.__subclasscheck__(cls, other)
         return issubclass(other, cls._tt_original)
 
@@ -168,7 +170,9 @@ def _make_factory(name: str, original: Any, proxy_class: type, depth: int) -> An
     if isinstance(original, type) and name not in ("Lock", "RLock"):
         namespace = {"__module__": original.__module__, "__qualname__": original.__qualname__,
                      "__doc__": original.__doc__, "_tt_name": name, "_tt_original": original}
-        return _FactoryClass(original.__name__, (original,), namespace)
+        standin = _FactoryClass(original.__name__, (original,), namespace)
+        standin._tt_standin = standin
+        return standin
 
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _dispatch(name, wrapped, sys._getframe(depth), args, kwargs)
