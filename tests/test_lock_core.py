@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 import tracedthreading
-from tracedthreading import _primitives, _stats
+from tracedthreading import _primitives, _stats, _threads
 from tracedthreading.testing import capture_events, events_named
 
 FACTORIES = pytest.mark.parametrize("factory", [tracedthreading.Lock, tracedthreading.RLock], ids=["Lock", "RLock"])
@@ -180,6 +180,48 @@ def test_fresh_lock_errors_match_the_stdlib(factory: type) -> None:
         lock.release()
     assert not lock.locked()
     assert not hasattr(lock, "_key")  # a failed release does not activate
+
+
+@pytest.mark.parametrize("exit_with", ["release", "__exit__"])
+def test_rlock_release_paths_keep_every_held_stack_right(exit_with: str) -> None:
+    """An RLock's release trusts the top of the caller's own stack; every other case (out of order,
+    another thread's release, re-entered levels) takes the slow path and leaves all stacks intact."""
+
+    def leave(lock: tracedthreading.RLock) -> None:
+        if exit_with == "release":
+            lock.release()
+        else:
+            lock.__exit__(None, None, None)
+
+    a, b, c = (tracedthreading.RLock(name=n) for n in "abc")
+    held = _threads.current()
+    a.acquire()
+    b.acquire()
+    leave(a)  # out of order: b stays held, on top
+    assert list(held) == [b._key]
+    b.acquire()  # re-entered: a second level
+    outcome: list[object] = []
+
+    def other() -> None:
+        with c:  # this thread's top is another RLock's key
+            for _ in range(2):
+                try:
+                    leave(b)
+                except RuntimeError as error:
+                    outcome.append(str(error))
+            outcome.append(list(_threads.current()) == [c._key])
+
+    thread = std.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert outcome == ["cannot release un-acquired lock"] * 2 + [True]
+    assert b._recursion_count() == 2 and list(held) == [b._key]
+    leave(b)
+    leave(b)
+    assert list(held) == [] and not b.locked()
+    with pytest.raises(RuntimeError, match="cannot release un-acquired lock"):
+        leave(b)
+    assert tracedthreading.snapshot().lock("b").acquisitions == 1
 
 
 def test_activation_races_give_one_key() -> None:

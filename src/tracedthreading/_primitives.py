@@ -713,6 +713,16 @@ class RLock(Lock):
         holder = self._holder
         return holder is not None and holder.ident == _get_ident()
 
+    def _unhold_mismatch(self, held: _threads.Held, top: int | None) -> _threads.Held:
+        """This lock was not on top of this thread's stack: it is held deeper (released out of
+        order), or under a stack suspended while tracedthreading logs, or not by this thread (the
+        stdlib's RuntimeError). Puts ``top`` back; returns the owner's stack, this lock's key removed."""
+        if top is not None:
+            held.append(top)
+        owner = self._owner_stack()
+        _unhold(owner, self._key)
+        return owner
+
     def _owner_stack(self) -> _threads.Held:
         """The held stack this thread owns the lock under, or the stdlib's RuntimeError.
 
@@ -826,18 +836,20 @@ class _ActiveRLock(RLock):
             held = _tls.held
         except AttributeError:
             held = _NO_STACK
-        if self._holder is not held:
-            held = self._owner_stack()
         if self._extra:
+            if self._holder is not held:
+                self._owner_stack()  # the stdlib's RuntimeError unless this thread owns it
             self._extra -= 1
             return
-        hold = _clock() - self._t0
+        # Only the owner's stack holds this lock's key, so finding it on top of this thread's stack
+        # proves ownership: the common release needs no other test.
         try:
             top = held.pop()
-        except IndexError:  # emptied by an out-of-order release elsewhere: nothing to pop
-            top = self._key
+        except IndexError:
+            top = None
         if top != self._key:
-            _unhold_after_pop(held, self._key, top)
+            held = self._unhold_mismatch(held, top)
+        hold = _clock() - self._t0
         self._holder = None
         self._hold_total += hold
         left = self._left - 1
@@ -856,18 +868,20 @@ class _ActiveRLock(RLock):
             held = _tls.held
         except AttributeError:
             held = _NO_STACK
-        if self._holder is not held:
-            held = self._owner_stack()
         if self._extra:
+            if self._holder is not held:
+                self._owner_stack()  # the stdlib's RuntimeError unless this thread owns it
             self._extra -= 1
             return
-        hold = _clock() - self._t0
+        # Only the owner's stack holds this lock's key, so finding it on top of this thread's stack
+        # proves ownership: the common release needs no other test.
         try:
             top = held.pop()
-        except IndexError:  # emptied by an out-of-order release elsewhere: nothing to pop
-            top = self._key
+        except IndexError:
+            top = None
         if top != self._key:
-            _unhold_after_pop(held, self._key, top)
+            held = self._unhold_mismatch(held, top)
+        hold = _clock() - self._t0
         self._holder = None
         self._hold_total += hold
         left = self._left - 1
