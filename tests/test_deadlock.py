@@ -175,6 +175,26 @@ def test_long_wait_names_the_holder_with_both_stacks() -> None:
     assert not events_named(events, DEADLOCK)
 
 
+def test_long_wait_threshold_defaults_to_30_seconds() -> None:
+    """The watchdog is on by default, at go-deadlock's order of magnitude: 30 s."""
+    from tracedthreading import _config
+
+    assert _config.Config().wait_long_threshold == 30.0
+
+
+def test_self_wait_past_the_threshold_is_also_a_long_wait() -> None:
+    """A thread blocked on a Lock it holds itself gets lock.self_wait, then lock.wait_long naming itself."""
+    tracedthreading.configure(wait_long_threshold=0.05)
+    lock = tracedthreading.Lock(name="L")
+    with capture_events() as events:
+        with lock:
+            assert not lock.acquire(timeout=0.3)
+    assert len(events_named(events, "lock.self_wait")) == 1
+    (event,) = events_named(events, "lock.wait_long")
+    assert event["lock"] == "L" and event["holder"] == std_threading.current_thread().name
+    assert not events_named(events, DEADLOCK)
+
+
 def test_long_wait_watchdog_can_be_turned_off() -> None:
     """wait_long_threshold=None never emits lock.wait_long."""
     tracedthreading.configure(wait_long_threshold=None)

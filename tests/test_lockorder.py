@@ -233,6 +233,44 @@ def test_trylock_adds_no_edge_into_itself_but_locks_taken_under_it_do() -> None:
     assert not tracedthreading.snapshot().inversions
 
 
+def test_rlock_and_semaphore_trylocks_add_no_edge_into_themselves() -> None:
+    """The trylock rule holds for RLocks and (with order_semaphores) Semaphores as for Locks."""
+    tracedthreading.configure(order_semaphores=True)
+    b, c = locks("B", "C")
+    r = tracedthreading.RLock(name="R")
+    sem = tracedthreading.Semaphore(1, name="S")
+    with b:
+        assert r.acquire(blocking=False)
+        assert sem.acquire(blocking=False)
+        with c:
+            pass
+        sem.release()
+        r.release()
+    assert graph_edges() == {("B", "C"), ("R", "C"), ("S", "C")}
+    nest(r, b)  # would close B->R->B had the trylock been an edge
+    nest(sem, b)
+    assert not tracedthreading.snapshot().inversions
+
+
+def test_witness_stacks_are_captured_only_for_new_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stack is taken when an edge is first seen, never when a known edge is observed again."""
+    captured: list[int] = []
+    witness = _lockorder._witness_stack
+
+    def counting() -> tuple[str, ...]:
+        captured.append(1)
+        return witness()
+
+    monkeypatch.setattr(_lockorder, "_witness_stack", counting)
+    a, b, c = locks("A", "B", "C")
+    nest(a, b)  # new edge A->B
+    nest(c, b)  # new edge C->B: B's cached context is now [C]
+    nest(a, b)  # a known edge, observed again (the context changed back): no stack
+    assert len(captured) == 2
+    with _lockorder._lock:
+        assert _lockorder._edge(a._key, b._key).count == 2  # the observation did happen
+
+
 def test_timed_acquire_is_an_edge_and_the_report_says_timed() -> None:
     """A timed acquire records an edge, marked timed, and the report says so."""
     a, b = locks("A", "B")
@@ -472,6 +510,20 @@ def test_forget_drops_a_locks_history() -> None:
     assert rotate(inversion.locks) == ("A", "B")
     with pytest.raises(TypeError, match="forget\\(\\) needs a tracedthreading primitive"):
         tracedthreading.forget(object())
+
+
+def test_forget_in_lock_class_mode_drops_the_class_history() -> None:
+    """With lock_class=True, forgetting one instance forgets its class: the old order is gone."""
+    tracedthreading.configure(lock_class=True)
+    a1, a2, b1 = _make_a(), _make_a(), _make_b()
+    nest(a1, b1)
+    tracedthreading.forget(a1)
+    assert graph_edges() == set()
+    nest(b1, a2)  # the opposite order, now the only one known
+    assert not tracedthreading.snapshot().inversions
+    nest(a2, b1)
+    (inversion,) = tracedthreading.snapshot().inversions
+    assert sorted(inversion.locks) == sorted([a1.site, b1.site])
 
 
 def test_removing_a_node_moves_back_edges_into_the_order() -> None:

@@ -206,7 +206,7 @@ class Semaphore(_Measured, _std.Semaphore):
         if _std.Semaphore.acquire(self, False):
             self._record(0, blocked=False)
             if _CONFIG.order_semaphores:
-                self._order_push()
+                self._order_push(observe=bool(blocking))  # a try cannot deadlock: no edge into it
             return True
         # A try (non-blocking, or timeout <= 0, which the stdlib answers without waiting) found no permit.
         if not blocking or (isinstance(timeout, (int, float)) and timeout <= 0):
@@ -235,10 +235,11 @@ class Semaphore(_Measured, _std.Semaphore):
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.release()
 
-    def _order_push(self) -> None:
-        """Semaphores join the lock-order graph only when ``order_semaphores`` is on (callers check)."""
+    def _order_push(self, observe: bool = True) -> None:
+        """Semaphores join the lock-order graph only when ``order_semaphores`` is on (callers check).
+        Without ``observe`` (a non-blocking try) it only goes on the held stack, as a Lock's try does."""
         held = _threads.current()
-        if held:
+        if held and observe:
             try:
                 _lockorder.observe(self, held, False, holding=False)
             except _lockorder.LockOrderError:
