@@ -79,7 +79,7 @@ def test_exception_inside_blocked_acquire_leaves_state_consistent(
         lock.acquire(timeout=timeout)
     sender.join()
     mine = _threads.current()
-    assert list(mine) == [] and mine.waiting is None
+    assert list(mine) == [] and _threads.record_of(mine).waiting is None
     assert lock.locked() and lock._holder is not mine
     release.set()
     thread.join()
@@ -115,7 +115,7 @@ def test_exception_inside_blocked_wait_leaves_state_consistent(raising_handler: 
             assert cond._is_owned() and list(_threads.current()) == [cond._lock._key]
     sender.join()
     assert list(_threads.current()) == []
-    assert _threads.current().waiting is None
+    assert _threads.record_of(_threads.current()).waiting is None
     snap = tracedthreading.snapshot()
     # Nothing completed, so nothing was recorded (a primitive is listed once it records something).
     assert [s.acquisitions for s in snap.locks if s.name == kind[0] and s.kind == kind] in ([], [0])

@@ -224,6 +224,43 @@ def test_rlock_release_paths_keep_every_held_stack_right(exit_with: str) -> None
     assert tracedthreading.snapshot().lock("b").acquisitions == 1
 
 
+def test_held_stack_keeps_room_for_one_key_and_gets_it_back_after_nesting() -> None:
+    """A thread's held stack toggles between empty and one key without reallocating (its size never
+    changes); a stack that grew past one key is swapped for a fresh one once it is empty again."""
+    import sys
+
+    a, b = tracedthreading.Lock(name="room-a"), tracedthreading.RLock(name="room-b")
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        stack = _threads.current()
+        empty = sys.getsizeof(stack)
+        with a:
+            result["one"] = sys.getsizeof(stack) == empty and list(stack) == [a._key]
+        result["same"] = sys.getsizeof(stack) == empty
+        with a:
+            with b:
+                result["nested"] = list(_threads.current()) == [a._key, b._key]
+        for _ in range(2000):  # a hold sample comes within these releases
+            with a:
+                pass
+        fresh = _threads.current()
+        record = _threads.record_of(fresh)
+        result["renewed"] = fresh is not stack and sys.getsizeof(fresh) == empty and not fresh
+        result["record"] = record is not None and record.stack is fresh and record.ident == std.get_ident()
+        result["old forgotten"] = _threads.record_of(stack) is None
+        _threads.renew_if_shrunk([])  # not this thread's stack: left alone
+        result["kept"] = _threads.current() is fresh
+        with b:
+            result["works"] = b._is_owned() and list(fresh) == [b._key]
+
+    thread = std.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert result == dict.fromkeys(
+        ["one", "same", "nested", "renewed", "record", "old forgotten", "kept", "works"], True)
+
+
 def test_activation_races_give_one_key() -> None:
     """Threads taking a fresh lock at once activate it exactly once."""
     for _ in range(50):

@@ -337,7 +337,7 @@ def test_condition_wait_releases_its_lock_without_self_wait_or_bogus_edges() -> 
             waiting.wait()
             with x:
                 with cond:  # the waiter released the lock: this succeeds
-                    seen["during"] = list(_threads.all_held()[thread.ident])
+                    seen["during"] = list(_threads.all_held()[thread.ident].stack)
                     cond.notify()
             thread.join()
         assert seen == {"before": [lock._key], "during": [], "after": [lock._key], "end": []}

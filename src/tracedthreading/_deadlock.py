@@ -1,6 +1,6 @@
 """Real deadlocks and very long waits, checked by the thread that is about to block.
 
-Before blocking, a thread records what it waits for (``Held.waiting``) and follows the wait-for chain:
+Before blocking, a thread records what it waits for (its ``Held.waiting``) and follows the wait-for chain:
 lock -> holding thread -> the lock that thread waits for -> ... If the chain comes back to the caller,
 every thread on it is blocked for good: ``deadlock.detected`` is emitted at once, with each thread's
 holdings and current stack. The wait itself runs in slices of ``wait_long_threshold`` so a wait that
@@ -28,10 +28,12 @@ _MAX_CHAIN = 1000
 context = ""  # set by the pytest plugin: the test that is running
 
 
-def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float) -> tuple[bool, int]:
+def blocking_acquire(lock: Any, held: _threads.Stack, holder: _threads.Stack | None, timeout: float) -> tuple[bool, int]:
     """Wait for ``lock``'s token (``timeout`` as in ``acquire``); returns (acquired, waited ns)."""
     start = _clock()
-    held.waiting = lock
+    record = _threads.record_of(held)
+    if record is not None:
+        record.waiting = lock
     try:
         if holder is held:
             _report_self_wait(lock)
@@ -39,11 +41,12 @@ def blocking_acquire(lock: Any, held: _threads.Held, holder: _threads.Held | Non
             _check_cycle(lock, held)
         got = _wait_sliced(lock, held, holder, timeout, start)
     finally:
-        held.waiting = None
+        if record is not None:
+            record.waiting = None
     return got, _clock() - start
 
 
-def _wait_sliced(lock: Any, held: _threads.Held, holder: _threads.Held | None, timeout: float, start: int) -> bool:
+def _wait_sliced(lock: Any, held: _threads.Stack, holder: _threads.Stack | None, timeout: float, start: int) -> bool:
     take = lock._take
     slice_ = _CONFIG.wait_long_threshold
     if slice_ is None or (timeout != -1 and timeout <= slice_):
@@ -67,9 +70,9 @@ def _report_self_wait(lock: Any) -> None:
     _events.emit(_events.LOCK_SELF_WAIT, "warning", fields)
 
 
-def _check_cycle(lock: Any, held: _threads.Held) -> None:
+def _check_cycle(lock: Any, held: _threads.Stack) -> None:
     """Follow lock -> holder -> awaited lock ...; a chain back to ``held`` is a deadlock."""
-    chain: list[tuple[_threads.Held, Any]] = [(held, lock)]
+    chain: list[tuple[_threads.Stack, Any]] = [(held, lock)]
     seen = {id(held)}
     current = lock
     for _ in range(_MAX_CHAIN):
@@ -82,15 +85,16 @@ def _check_cycle(lock: Any, held: _threads.Held) -> None:
         if id(owner) in seen:
             return  # a cycle of other threads (reported by them) or a self-wait: we only wait on it
         seen.add(id(owner))
-        waiting = owner.waiting
+        record = _threads.record_of(owner)
+        waiting = record.waiting if record is not None else None
         if waiting is None or getattr(waiting, "_holder", None) is None:
             return
         chain.append((owner, waiting))
         current = waiting
 
 
-def _report_deadlock(chain: list[tuple[_threads.Held, Any]]) -> None:
-    ident = frozenset((held.ident, lock._key) for held, lock in chain)
+def _report_deadlock(chain: list[tuple[_threads.Stack, Any]]) -> None:
+    ident = frozenset((_threads.ident_of(held), lock._key) for held, lock in chain)
     with _lock:
         if ident in _seen:
             return
@@ -98,11 +102,12 @@ def _report_deadlock(chain: list[tuple[_threads.Held, Any]]) -> None:
     threads = []
     for held, lock in chain:
         holds = tuple(_name_of_key(key) for key in list(held))
-        stack = tuple(_threads.thread_stack(held.ident, _CONFIG.stack_depth))
-        if held.ident == _thread.get_ident():
+        thread_id = _threads.ident_of(held) or 0
+        stack = tuple(_threads.thread_stack(thread_id, _CONFIG.stack_depth))
+        if thread_id == _thread.get_ident():
             stack = tuple(_threads.caller_stack(_CONFIG.stack_depth, 3))
         threads.append(DeadlockThread(
-            thread=_threads.thread_name(held.ident), thread_id=held.ident, holds=holds,
+            thread=_threads.thread_name(thread_id), thread_id=thread_id, holds=holds,
             waits_for=lock.name, stack=stack,
         ))
     report = DeadlockReport(threads=tuple(threads), context=context)
@@ -121,15 +126,15 @@ def _report_deadlock(chain: list[tuple[_threads.Held, Any]]) -> None:
     _events.emit(_events.DEADLOCK_DETECTED, "critical", fields)
 
 
-def _report_wait_long(lock: Any, held: _threads.Held, start: int) -> None:
+def _report_wait_long(lock: Any, held: _threads.Stack, start: int) -> None:
     holder = lock._holder
     fields = _fields(lock)
     fields.update(
         wait=(_clock() - start) / 1e9,
-        holder=_threads.thread_name(holder.ident) if holder is not None else None,
-        holder_id=holder.ident if holder is not None else None,
+        holder=_threads.name_of(holder),
+        holder_id=_threads.ident_of(holder),
         stack=_threads.caller_stack(_CONFIG.stack_depth, 3),
-        holder_stack=_threads.thread_stack(holder.ident, _CONFIG.stack_depth) if holder is not None else [],
+        holder_stack=_threads.thread_stack(_threads.ident_of(holder) or 0, _CONFIG.stack_depth) if holder is not None else [],
     )
     _events.emit(_events.LOCK_WAIT_LONG, "warning", fields)
 

@@ -56,6 +56,8 @@ _order_nodes = _lockorder._names  # keys of locks in the order graph (never rebo
 _ref = _stats.weakref.ref
 _get_ident = _thread.get_ident
 _tls = _threads.tls
+_ident_of = _threads.ident_of
+_renew_if_shrunk = _threads.renew_if_shrunk
 _current = _threads.current
 _serial = itertools.count(1)
 _CONFIG = _config.CONFIG
@@ -78,7 +80,7 @@ def _interval(samples: int, seed: int) -> int:
     return 1 + seed % 127  # one in 64
 
 # Stands for "this thread has no held stack" in RLock's ownership test: never any lock's holder.
-_NO_STACK = _threads.Held(0)
+_NO_STACK: list[int] = []  # never appended to
 # Threshold in seconds, refreshed by configure(); a module global so the slow path reads it in one step.
 _held_long_s = _NEVER
 # Guards the lazy creation of a lock's waiter queue (contended path only). Raw and re-entrant: a
@@ -189,7 +191,7 @@ class Lock(_Traced):
     def __init__(self, *, name: str | None = None) -> None:
         # Creation is on the hot path of programs that make a lock per object: no helper calls here.
         self._tok = [True]
-        self._holder: _threads.Held | None = None
+        self._holder: _threads.Stack | None = None
         self._waiters: deque[Any] | None = None
         if name is None:
             frame = _getframe(1)
@@ -337,7 +339,7 @@ class Lock(_Traced):
                 waiter.gate.release()
             return
 
-    def _take(self, timeout: float, held: _threads.Held | None = None) -> bool:
+    def _take(self, timeout: float, held: _threads.Stack | None = None) -> bool:
         """Wait for the token, up to ``timeout`` seconds (-1: for ever); True once this thread (whose
         held stack is ``held``) has it."""
         tok = self._tok
@@ -427,15 +429,15 @@ class Lock(_Traced):
         self._took(held)
         return True
 
-    def _took(self, held: _threads.Held) -> None:
+    def _took(self, held: _threads.Stack) -> None:
         self._holder = held
         held.append(self._key)
         self._t0 = _clock()
 
-    def _wait(self, held: _threads.Held, timeout: float, count: int) -> bool:
+    def _wait(self, held: _threads.Stack, timeout: float, count: int) -> bool:
         """Block for the token: order check first, then deadlock check, then timed waiting."""
         holder = self._holder
-        if holder is not None and holder is not held and holder.ident == held.ident:
+        if holder is not None and holder is not held and _ident_of(holder) == _get_ident():
             # This thread holds the lock on its real stack and is now inside tracedthreading's own
             # logging (a temporary stack): blocking would deadlock on our account. Abort the event.
             raise _events.ReentrantLogging
@@ -443,7 +445,7 @@ class Lock(_Traced):
             _lockorder.observe(self, held, timeout != -1, holding=False)
         holder = self._holder
         # Named now: the holder may have finished (and left threading's registry) by the time we get it.
-        holder_name = _threads.thread_name(holder.ident) if holder is not None else None
+        holder_name = _threads.name_of(holder)
         got, waited = _deadlock.blocking_acquire(self, held, holder, timeout)
         if got:
             self._took(held)
@@ -468,6 +470,10 @@ class Lock(_Traced):
             _stats.count_into(shared.hist, ns, weight)
         shared.samples += 1  # may lose a count to a race with another instance: it only steers the rate
         self._w = self._left = _interval(shared.samples, ns + n)
+        try:
+            _renew_if_shrunk(_tls.held)  # released this thread's last lock after nesting? (rare, cheap)
+        except AttributeError:
+            pass
 
     def _long_hold(self, hold: float) -> None:
         """A hold above ``_cap``: a new maximum of its name, or past ``held_long_threshold`` (reported)."""
@@ -696,7 +702,7 @@ class RLock(Lock):
         else:
             self._owner_stack()  # a fresh RLock is owned by nobody: raises the stdlib's error
 
-    def _took(self, held: _threads.Held) -> None:
+    def _took(self, held: _threads.Stack) -> None:
         self._holder = held
         self._extra = 0
         held.append(self._key)
@@ -710,10 +716,9 @@ class RLock(Lock):
         return not self._tok
 
     def _is_owned(self) -> bool:
-        holder = self._holder
-        return holder is not None and holder.ident == _get_ident()
+        return _mine(self._holder)
 
-    def _unhold_mismatch(self, held: _threads.Held, top: int | None) -> _threads.Held:
+    def _unhold_mismatch(self, held: _threads.Stack, top: int | None) -> _threads.Stack:
         """This lock was not on top of this thread's stack: it is held deeper (released out of
         order), or under a stack suspended while tracedthreading logs, or not by this thread (the
         stdlib's RuntimeError). Puts ``top`` back; returns the owner's stack, this lock's key removed."""
@@ -723,21 +728,20 @@ class RLock(Lock):
         _unhold(owner, self._key)
         return owner
 
-    def _owner_stack(self) -> _threads.Held:
+    def _owner_stack(self) -> _threads.Stack:
         """The held stack this thread owns the lock under, or the stdlib's RuntimeError.
 
         Usually the thread's current stack; while tracedthreading logs, the thread runs on a temporary
         stack (see ``_events.emit``), and the lock still belongs to it: ownership is by thread.
         """
         holder = self._holder
-        if holder is None or holder.ident != _get_ident():
+        if not _mine(holder):
             msg = "cannot release un-acquired lock"
             raise RuntimeError(msg)
         return holder
 
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
-        holder = self._holder
-        if holder is not None and holder.ident == _get_ident():
+        if _mine(self._holder):
             # Owned under a suspended held stack (we are inside tracedthreading's logging): re-entry.
             if blocking is not True or timeout != -1:
                 _validate(blocking, timeout)
@@ -766,7 +770,7 @@ class RLock(Lock):
     def __repr__(self) -> str:
         holder = self._holder
         state = "locked" if holder is not None else "unlocked"
-        owner = holder.ident if holder is not None else 0
+        owner = _ident_of(holder) or 0
         count = self._extra + 1 if holder is not None else 0
         return (
             f"<{state} {type(self).__module__}.{type(self).__qualname__} object owner={owner} "
@@ -944,7 +948,7 @@ class _Waiter:
 
     __slots__ = ("claim", "decided", "gate", "handed", "held", "lost", "since")
 
-    def __init__(self, held: _threads.Held | None) -> None:
+    def __init__(self, held: _threads.Stack | None) -> None:
         self.held = held  # the waiting thread's held stack: it becomes the lock's holder on a hand-over
         self.gate = _allocate_lock()
         self.gate.acquire()
@@ -978,7 +982,20 @@ class _Waiter:
         self.decided = False
 
 
-def _unhold(held: _threads.Held, key: int) -> None:
+def _mine(holder: _threads.Stack | None) -> bool:
+    """Whether ``holder`` (a lock's holder stack) belongs to the calling thread: its current stack, or
+    one put aside while tracedthreading logs (ownership is by thread)."""
+    if holder is None:
+        return False
+    try:
+        if holder is _tls.held:
+            return True
+    except AttributeError:
+        pass
+    return _ident_of(holder) == _get_ident()
+
+
+def _unhold(held: _threads.Stack, key: int) -> None:
     """Remove ``key`` from a held stack when it is not on top (out-of-order or foreign release)."""
     try:
         # Search from the top: the most recent acquisition of this key is the one being released.
@@ -990,7 +1007,7 @@ def _unhold(held: _threads.Held, key: int) -> None:
         pass
 
 
-def _unhold_after_pop(held: _threads.Held, key: int, top: int) -> None:
+def _unhold_after_pop(held: _threads.Stack, key: int, top: int) -> None:
     """The popped key was not ours (an out-of-order release): put it back and remove ours."""
     held.append(top)
     _unhold(held, key)
@@ -1005,7 +1022,7 @@ def _note_failure(lock: Any) -> None:
 
 
 def _note_contention(
-    lock: Any, holder: _threads.Held | None, holder_name: str | None, waited: int, got: bool
+    lock: Any, holder: _threads.Stack | None, holder_name: str | None, waited: int, got: bool
 ) -> None:
     """Count one blocked acquire (successful or timed out), and report it past the threshold."""
     with _stats.lock:
@@ -1028,7 +1045,7 @@ def _note_contention(
     if threshold is not None and waited >= threshold * 1e9:
         fields = lock_fields(lock)
         fields.update(wait=waited / 1e9, timed_out=not got, holder=holder_name,
-                      holder_id=holder.ident if holder is not None else None)
+                      holder_id=_ident_of(holder))
         _events.emit(_events.LOCK_CONTENDED, "warning", fields)
 
 

@@ -255,9 +255,9 @@ class Semaphore(_Measured, _std.Semaphore):
             if held is not None and self._key in held:
                 _remove_last(held, self._key)
                 continue
-            for other in _threads.all_held().values():
-                if self._key in other:
-                    _remove_last(other, self._key)
+            for record in _threads.all_held().values():
+                if self._key in record.stack:
+                    _remove_last(record.stack, self._key)
                     break
 
     def __repr__(self) -> str:

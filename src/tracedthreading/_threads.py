@@ -1,8 +1,14 @@
 """Per-thread tracer state: the stack of held traced locks, and what the thread is blocked on.
 
-Each thread owns one :class:`Held` (a ``list`` of lock keys, so pushing and popping cost one C call).
-Locks point at their holder's ``Held`` (``lock._holder``), which gives the owner's thread id for the
-wait-for graph without any global registry on the hot path.
+Each thread's held stack is a plain ``list`` of lock keys, outermost first (pushing and popping cost one
+C call), and locks point at their holder's stack (``lock._holder``). The rest of what the tracer knows of
+a thread (its id, its name, the primitive it is blocked on) is its :class:`Held` record, found from the
+stack with :func:`record_of`: only slow paths need it.
+
+Why not a list subclass carrying those fields: an empty list that grows to one item and back
+reallocates its storage both ways, a tenth of an uncontended ``with``. A list made by ``[0]`` has room
+for exactly one item and keeps it when popped empty; only the list literal makes one, so the stack is
+a plain list.
 """
 
 from __future__ import annotations
@@ -14,71 +20,130 @@ import threading as _std
 import weakref
 from typing import Any
 
-__all__ = ["Held", "current", "thread_name"]
+__all__ = ["Held", "Stack", "current", "ident_of", "name_of", "record_of", "renew_if_shrunk", "thread_name"]
+
+Stack = list  # a thread's held lock keys, outermost first (see the module docstring)
 
 
-class Held(list):  # type: ignore[type-arg]
-    """Keys of the traced locks a thread holds, outermost first, plus what it waits for."""
+class Held:
+    """What the tracer knows of one thread: its id and name, its held stack, what it is blocked on."""
 
-    # Invariant: only the owning thread appends; any thread may remove a key it releases (Lock allows
-    # release by another thread), which list.remove does atomically under the GIL.
-    __slots__ = ("__weakref__", "ident", "name", "waiting")
+    # Invariant on ``stack``: only the owning thread appends; any thread may remove a key it releases
+    # (Lock allows release by another thread), which list operations do atomically under the GIL.
+    __slots__ = ("__weakref__", "ident", "name", "stack", "waiting")
 
-    def __init__(self, ident: int) -> None:
-        super().__init__()
+    def __init__(self, ident: int, stack: list[int]) -> None:
         self.ident = ident
         self.name = ""  # the thread's name when first seen: outlives threading's registry entry
+        self.stack = stack
         self.waiting: Any = None  # the traced primitive this thread is blocked on, if any
 
     def __repr__(self) -> str:
-        return f"<Held thread={self.ident} keys={list(self)!r}>"
+        return f"<Held thread={self.ident} keys={list(self.stack)!r}>"
 
 
+def new_stack() -> list[int]:
+    """An empty held stack that pushes and pops one key without reallocating (see the docstring)."""
+    stack = [0]
+    stack.pop()
+    return stack
+
+
+def renew_if_shrunk(stack: list[int]) -> None:
+    """Give the calling thread a fresh stack if ``stack`` is its current one, empty, and has lost its
+    room for one key (a stack that grew past one key and shrank back reallocates down to nothing).
+
+    Called now and then on a release (with a hold sample): only an empty stack is swapped, and no lock
+    points at an empty stack; a stack put aside while tracedthreading logs is left alone.
+    """
+    if stack or sys.getsizeof(stack) == _EMPTY_SIZE:
+        return
+    record = _records.get(id(stack))
+    if record is None or record.stack is not stack or getattr(tls, "held", None) is not stack:
+        return
+    fresh = new_stack()
+    record.stack = fresh
+    _records[id(fresh)] = record
+    tls.held = fresh
+    _records.pop(id(stack), None)
+
+
+_EMPTY_SIZE = sys.getsizeof(new_stack())
 tls = _thread._local()
-# Every live thread's Held, for deadlock reports and fork handling (weak: a finished thread's goes away).
+# Every live thread's record, for deadlock reports and fork handling (weak: a finished thread's goes).
 _all: weakref.WeakValueDictionary[int, Held] = weakref.WeakValueDictionary()
 _all_lock = _thread.RLock()
+# Record of each registered stack, by id(stack). A record holds its stack, so an id is never reused
+# while its entry exists; entries go when their thread ends with nothing held (see _ExitWatch).
+_records: dict[int, Held] = {}
 
 
-def current() -> Held:
-    """The calling thread's :class:`Held`, created on first use."""
+def current() -> list[int]:
+    """The calling thread's held stack, created on first use."""
     try:
         return tls.held  # type: ignore[no-any-return]
     except AttributeError:
         return _new()
 
 
-def _new() -> Held:
+def record_of(stack: list[int] | None) -> Held | None:
+    """The :class:`Held` record of the thread owning ``stack`` (None for an unknown stack)."""
+    return None if stack is None else _records.get(id(stack))
+
+
+def ident_of(stack: list[int] | None) -> int | None:
+    """The id of the thread owning ``stack`` (None for no stack or an unknown one)."""
+    record = None if stack is None else _records.get(id(stack))
+    return None if record is None else record.ident
+
+
+def name_of(stack: list[int] | None) -> str | None:
+    """The name of the thread owning ``stack`` (None for no stack or an unknown one)."""
+    ident = ident_of(stack)
+    return None if ident is None else thread_name(ident)
+
+
+def _new() -> list[int]:
     ident = _thread.get_ident()
-    held = Held(ident)
-    held.name = thread_name(ident)
-    tls.held = held
-    tls.exit_watch = _ExitWatch(held)
+    stack = new_stack()
+    record = Held(ident, stack)
+    record.name = thread_name(ident)
+    _records[id(stack)] = record
+    tls.held = stack
+    tls.exit_watch = _ExitWatch(record)
     with _all_lock:
-        _all[ident] = held
-    return held
+        _all[ident] = record
+    return stack
 
 
 class _ExitWatch:
     """Lives in the thread's local storage, which Python clears when the thread ends: a thread that
-    ends while still holding traced locks is reported (``thread.died_holding``) at that moment."""
+    ends while still holding traced locks is reported (``thread.died_holding``) at that moment, and a
+    thread that ends holding nothing gives up its stack's record."""
 
-    __slots__ = ("held",)
+    __slots__ = ("record",)
 
-    def __init__(self, held: Held) -> None:
-        self.held = held
+    def __init__(self, record: Held) -> None:
+        self.record = record
 
     def __del__(self) -> None:
-        held = self.held
-        if not held or _thread.get_ident() != held.ident:
+        record = self.record
+        stack = record.stack
+        if not stack:
+            try:
+                _records.pop(id(stack), None)  # no lock points at an empty stack
+            except Exception:  # noqa: BLE001 - interpreter shutdown (module globals cleared)
+                pass
+            return
+        if _thread.get_ident() != record.ident:
             return
         try:
             from tracedthreading import _events
 
-            names = [_name_of_key(key) for key in list(held)]
+            names = [_name_of_key(key) for key in list(stack)]
             _events.emit(_events.THREAD_DIED_HOLDING, "error", {
-                "lock": names[-1], "kind": "lock", "thread": thread_name(held.ident), "thread_id": held.ident,
-                "held": names,
+                "lock": names[-1], "kind": "lock", "thread": thread_name(record.ident),
+                "thread_id": record.ident, "held": names,
             })
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
@@ -93,20 +158,28 @@ def _name_of_key(key: int) -> str:
 
 
 def all_held() -> dict[int, Held]:
-    """A copy of every known thread's :class:`Held`, by thread id."""
+    """A copy of every known thread's :class:`Held` record, by thread id."""
     with _all_lock:
         return dict(_all.items())
 
 
-def suspend() -> Held | None:
+def suspend() -> list[int] | None:
     """Give the calling thread an empty held stack (while logging); returns what :func:`resume` restores."""
     saved = getattr(tls, "held", None)
-    tls.held = Held(_thread.get_ident())
+    ident = _thread.get_ident()
+    temporary = new_stack()
+    record = Held(ident, temporary)
+    record.name = thread_name(ident)
+    _records[id(temporary)] = record
+    tls.held = temporary
     return saved
 
 
-def resume(saved: Held | None) -> None:
+def resume(saved: list[int] | None) -> None:
     """Restore the held stack that :func:`suspend` put aside."""
+    temporary = getattr(tls, "held", None)
+    if temporary is not None and not temporary:
+        _records.pop(id(temporary), None)  # (a lock still held on it keeps its record, and the stack)
     if saved is None:
         try:
             del tls.held
@@ -172,12 +245,15 @@ def _after_fork_in_child() -> None:
     global _main_ident, _all_lock
     _all_lock = _thread.RLock()
     ident = _thread.get_ident()
-    held = getattr(tls, "held", None)
+    stack = getattr(tls, "held", None)
     _all.clear()
-    if held is not None:
-        held.ident = ident
-        held.waiting = None
-        _all[ident] = held
+    if stack is not None:
+        record = _records.get(id(stack))
+        if record is None:
+            record = _records[id(stack)] = Held(ident, stack)
+        record.ident = ident
+        record.waiting = None
+        _all[ident] = record
     _main_ident = ident
 
 
