@@ -261,6 +261,34 @@ def test_held_stack_keeps_room_for_one_key_and_gets_it_back_after_nesting() -> N
         ["one", "same", "nested", "renewed", "record", "old forgotten", "kept", "works"], True)
 
 
+def test_contended_event_names_the_holder_even_if_its_stack_was_renewed() -> None:
+    """The holder's id and name are taken when the wait starts: by the time the event is built the
+    holder may have released, emptied its (nested, so renewed) stack or ended."""
+    tracedthreading.configure(contended_threshold=0)
+    lock, inner = tracedthreading.Lock(name="held"), tracedthreading.Lock(name="inner")
+    holding, go = std.Event(), std.Event()
+    holder_ident: list[int] = []
+
+    def holder() -> None:
+        holder_ident.append(std.get_ident())
+        with lock:
+            holding.set()
+            go.wait(10)
+            with inner:  # the stack grows past one key; emptied, it is renewed on this release
+                pass
+
+    thread = std.Thread(target=holder, name="the-holder")
+    with capture_events() as events:
+        thread.start()
+        holding.wait(10)
+        waiter = _start_queued(lambda: lock.acquire() and lock.release(), lock)
+        go.set()
+        waiter.join()
+        thread.join()
+    (event,) = events_named(events, "lock.contended")
+    assert event["holder"] == "the-holder" and event["holder_id"] == holder_ident[0]
+
+
 def test_activation_races_give_one_key() -> None:
     """Threads taking a fresh lock at once activate it exactly once."""
     for _ in range(50):
@@ -283,6 +311,7 @@ def test_activation_races_give_one_key() -> None:
 
 def test_unused_locks_are_collected_without_a_trace() -> None:
     """Fresh locks have no __del__: dropping a million costs no queue entry and no registry entry."""
+    gc.collect()  # earlier tests' garbage cycles (threads, closures) retire their locks now, not below
     before = (len(_stats._live), len(_stats._dead_locks), len(_stats._dead))
     ref = weakref.ref(tracedthreading.Lock())
     gc.collect()

@@ -445,12 +445,13 @@ class Lock(_Traced):
             _lockorder.observe(self, held, timeout != -1, holding=False)
         holder = self._holder
         # Named now: the holder may have finished (and left threading's registry) by the time we get it.
-        holder_name = _threads.name_of(holder)
+        holder_id = _ident_of(holder)
+        holder_name = None if holder_id is None else _threads.thread_name(holder_id)
         got, waited = _deadlock.blocking_acquire(self, held, holder, timeout)
         if got:
             self._took(held)
             self._after_acquired(count)
-        _note_contention(self, holder, holder_name, waited, got)
+        _note_contention(self, holder_id, holder_name, waited, got)
         return got
 
     def _after_acquired(self, count: int) -> None:
@@ -1022,7 +1023,7 @@ def _note_failure(lock: Any) -> None:
 
 
 def _note_contention(
-    lock: Any, holder: _threads.Stack | None, holder_name: str | None, waited: int, got: bool
+    lock: Any, holder_id: int | None, holder_name: str | None, waited: int, got: bool
 ) -> None:
     """Count one blocked acquire (successful or timed out), and report it past the threshold."""
     with _stats.lock:
@@ -1045,7 +1046,7 @@ def _note_contention(
     if threshold is not None and waited >= threshold * 1e9:
         fields = lock_fields(lock)
         fields.update(wait=waited / 1e9, timed_out=not got, holder=holder_name,
-                      holder_id=_ident_of(holder))
+                      holder_id=holder_id)
         _events.emit(_events.LOCK_CONTENDED, "warning", fields)
 
 

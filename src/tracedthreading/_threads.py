@@ -53,14 +53,22 @@ def renew_if_shrunk(stack: list[int]) -> None:
     """Give the calling thread a fresh stack if ``stack`` is its current one, empty, and has lost its
     room for one key (a stack that grew past one key and shrank back reallocates down to nothing).
 
-    Called now and then on a release (with a hold sample): only an empty stack is swapped, and no lock
-    points at an empty stack; a stack put aside while tracedthreading logs is left alone.
+    Called now and then on a release (with a hold sample, from ``_sample`` inside ``release`` or
+    ``__exit__``): only an empty stack is swapped, and no lock points at an empty stack; a stack put
+    aside while tracedthreading logs is left alone. Nor is the stack swapped while any tracedthreading
+    call is in progress further down this thread (an acquire or a wait interrupted by a signal handler
+    or by a ``__del__`` that is doing this release): it holds the stack in a local and will push on it.
     """
     if stack or sys.getsizeof(stack) == _EMPTY_SIZE:
         return
     record = _records.get(id(stack))
     if record is None or record.stack is not stack or getattr(tls, "held", None) is not stack:
         return
+    frame = sys._getframe(3)  # the caller of release/__exit__ (this, _sample, release are above it)
+    while frame is not None:
+        if frame.f_code.co_filename in _STACK_HOLDERS:
+            return
+        frame = frame.f_back
     fresh = new_stack()
     record.stack = fresh
     _records[id(fresh)] = record
@@ -69,6 +77,13 @@ def renew_if_shrunk(stack: list[int]) -> None:
 
 
 _EMPTY_SIZE = sys.getsizeof(new_stack())
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The modules whose functions keep a thread's held stack in a local while they run.
+_STACK_HOLDERS = frozenset(
+    os.path.join(_PACKAGE_DIR, name)
+    for name in ("_deadlock.py", "_events.py", "_lockorder.py", "_primitives.py", "_sync.py", "_threads.py",
+                 "_trace.py")
+)
 tls = _thread._local()
 # Every live thread's record, for deadlock reports and fork handling (weak: a finished thread's goes).
 _all: weakref.WeakValueDictionary[int, Held] = weakref.WeakValueDictionary()
@@ -228,7 +243,6 @@ def caller_stack(depth: int, skip: int = 1) -> list[str]:
     return format_frames(sys._getframe(skip), depth)
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _THREADING_FILE = os.path.abspath(_std.__file__)
 
 
