@@ -127,14 +127,14 @@ def _report_deadlock(chain: list[tuple[_threads.Stack, Any]]) -> None:
 
 
 def _report_wait_long(lock: Any, held: _threads.Stack, start: int) -> None:
-    holder = lock._holder
+    holder_id = _threads.ident_of(lock._holder)
     fields = _fields(lock)
     fields.update(
         wait=(_clock() - start) / 1e9,
-        holder=_threads.name_of(holder),
-        holder_id=_threads.ident_of(holder),
+        holder=None if holder_id is None else _threads.thread_name(holder_id),
+        holder_id=holder_id,
         stack=_threads.caller_stack(_CONFIG.stack_depth, 3),
-        holder_stack=_threads.thread_stack(_threads.ident_of(holder) or 0, _CONFIG.stack_depth) if holder is not None else [],
+        holder_stack=[] if holder_id is None else _threads.thread_stack(holder_id, _CONFIG.stack_depth),
     )
     _events.emit(_events.LOCK_WAIT_LONG, "warning", fields)
 

@@ -21,7 +21,7 @@ import threading as _std
 import weakref
 from typing import Any
 
-__all__ = ["Held", "Stack", "current", "ident_of", "name_of", "record_of", "renew_if_shrunk", "thread_name"]
+__all__ = ["Held", "Stack", "current", "ident_of", "record_of", "renew_if_shrunk", "thread_name"]
 
 Stack = list  # a thread's held lock keys, outermost first (see the module docstring)
 
@@ -114,12 +114,6 @@ def ident_of(stack: list[int] | None) -> int | None:
     """The id of the thread owning ``stack`` (None for no stack or an unknown one)."""
     record = None if stack is None else _records.get(id(stack))
     return None if record is None else record.ident
-
-
-def name_of(stack: list[int] | None) -> str | None:
-    """The name of the thread owning ``stack`` (None for no stack or an unknown one)."""
-    ident = ident_of(stack)
-    return None if ident is None else thread_name(ident)
 
 
 def _new() -> list[int]:
