@@ -105,6 +105,37 @@ def test_timed_out_waiter_leaves_the_queue(factory: type) -> None:
     lock.release()
 
 
+@FACTORIES
+@pytest.mark.parametrize("meanwhile", ["reset", "configure"])
+def test_a_waiter_is_woken_after_statistics_are_reset_or_thresholds_change(factory: type, meanwhile: str) -> None:
+    """While threads wait, a lock's ``_cap`` is below any hold, which makes its release look at the
+    queue. ``reset()`` and ``configure()`` re-derive the cap of live locks: they must not raise it
+    under a waiter, or the release would skip the wake-up and the waiter would sleep for ever."""
+    lock = factory(name="capped")
+    lock.acquire()
+    got = std.Event()
+
+    def waiter() -> None:
+        if lock.acquire(timeout=10):
+            got.set()
+            lock.release()
+
+    thread = _start_queued(waiter, lock)
+    if meanwhile == "reset":
+        tracedthreading.reset()
+    else:
+        tracedthreading.configure(held_long_threshold=30.0)
+    lock.release()
+    assert got.wait(5), "the release did not wake the waiter"
+    thread.join(5)
+    # Once the queue is empty the next release raises the cap again: uncontended releases skip the
+    # detour from then on.
+    with lock:
+        pass
+    assert _waiting(lock) == 0
+    assert lock._cap >= 0.0  # type: ignore[attr-defined]
+
+
 def test_release_hands_the_lock_to_a_sleeping_waiter() -> None:
     """A waiter asleep on the queue gets the lock when it is released by another thread (Lock allows it)."""
     lock = tracedthreading.Lock(name="handoff")

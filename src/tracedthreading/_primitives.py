@@ -5,8 +5,8 @@ Reading guide.
 * **State.** A lock is free when its one-element token list ``_tok`` holds its token: ``pop()`` takes
   it, ``append()`` gives it back. Both are single C calls, atomic without the GIL too, and about four
   times cheaper than a raw lock's ``acquire(False)``/``release()``. Threads that find no token queue a
-  private raw lock in ``_waiters`` and sleep on it (:meth:`Lock._take`); a release that sees waiters
-  wakes the oldest (:meth:`Lock._wake`). A waiter enqueues itself *before* its last look at the token
+  private raw lock in ``_waiters`` and sleep on it (:meth:`Lock._take`); a release that finds them
+  (its one comparison with ``_cap`` sees them, see :meth:`Lock._past_cap`) wakes the oldest. A waiter enqueues itself *before* its last look at the token
   and a releaser returns the token *before* it looks at the queue, so a wake-up is never lost; a waiter
   that keeps losing the token to a thread re-taking the lock is handed the lock instead (no starvation);
   and a per-waiter claim decides, for a waiter leaving on a timeout or an exception, whether a releaser
@@ -18,8 +18,9 @@ Reading guide.
 * **Fast path.** An uncontended acquire is a token pop, one thread-local read, one comparison against
   the cached lock-order context, a push on the thread's held stack and one clock read. A release reads
   the clock, adds the hold to the total, counts down to the next histogram sample, pops the held stack
-  and returns the token. New maxima of the lock's name and holds past ``held_long_threshold`` (one
-  comparison with ``_cap``) and histogram samples (see ``_interval``: every hold for a name's first 256
+  and returns the token. Waiting threads, new maxima of the lock's name and holds past
+  ``held_long_threshold`` (one comparison with ``_cap``, below any hold while threads wait) and
+  histogram samples (see ``_interval``: every hold for a name's first 256
   samples, then one in 8 and later one in 64 on average, each weighted) take short detours. Counters are
   written only while the lock is held, so they are exact without another lock; the maximum and the
   histogram are per name (:class:`~tracedthreading._stats.NameStats`). Everything else (argument checks,
@@ -62,6 +63,7 @@ _current = _threads.current
 _serial = itertools.count(1)
 _CONFIG = _config.CONFIG
 _NEVER = float("inf")  # a "threshold" no hold reaches
+_WAITED = -1.0  # a lock's ``_cap`` while threads wait for it: below any hold (see Lock._past_cap)
 
 #: A name's first ``_SAMPLE_ALL`` holds all go into its hold histogram; then one in 8 on average does,
 #: and past ``_SAMPLE_DENSE`` samples one in 64, each counted for the holds it stands for. Counts, totals
@@ -99,7 +101,7 @@ def _refresh_thresholds() -> None:
     _held_long_s = _NEVER if threshold is None else float(threshold)
     for primitive in _stats.live():
         if isinstance(primitive, Lock):
-            primitive._cap = 0.0  # the next release re-derives it from the new threshold
+            primitive._cap = _WAITED  # the next release re-derives it from the new threshold
 
 
 def _validate(blocking: Any, timeout: Any) -> None:
@@ -246,7 +248,9 @@ class Lock(_Traced):
         self._ctxn = 0
         self._n = 0
         high = shared.hold_max  # a hold below its name's maximum needs no detour
-        self._cap = high if high < _held_long_s else _held_long_s
+        # A reset may find threads waiting: _WAITED then keeps their wake-ups (the next release derives
+        # the cap). The first acquire finds none.
+        self._cap = (high if high < _held_long_s else _held_long_s) if register else _WAITED
         samples = shared.samples
         # Once the name has enough samples a new instance starts sampling at once: a Future's lock,
         # taken three times in its life, then usually costs no sample at all.
@@ -361,7 +365,9 @@ class Lock(_Traced):
         enqueue = waiters.append
         try:
             while True:
-                enqueue(me)  # queued before the last look at the token: no lost wake-up
+                with _setup_lock:  # queued before the last look at the token: no lost wake-up
+                    self._cap = _WAITED  # from now on every release looks at the queue (_past_cap)
+                    enqueue(me)
                 enqueue = waiters.appendleft  # woken and beaten to the token: first in line from now on
                 try:
                     tok.pop()
@@ -476,14 +482,25 @@ class Lock(_Traced):
         except AttributeError:
             pass
 
-    def _long_hold(self, hold: float) -> None:
-        """A hold above ``_cap``: a new maximum of its name, or past ``held_long_threshold`` (reported)."""
-        with _stats.lock:
-            shared = self._name_stats
-            if hold > shared.hold_max:
-                shared.hold_max = hold
+    def _past_cap(self, hold: float) -> None:
+        """A release whose hold passed ``_cap`` (the token is back): threads wait, or the hold is a new
+        maximum of its name, or it passed ``held_long_threshold`` (reported).
+
+        While threads wait, ``_cap`` is ``_WAITED``, below any hold, so this one comparison also stands
+        for the release's look at the waiter queue. A thread queues itself and lowers ``_cap`` under
+        ``_setup_lock`` (see ``_take``), and the cap is raised again under it only once the queue is
+        empty: a release that read the raised cap returned the token before the waiter's last look.
+        """
+        if self._waiters:
+            self._wake()
+        shared = self._name_stats
+        if hold > shared.hold_max:
+            with _stats.lock:
+                if hold > shared.hold_max:
+                    shared.hold_max = hold
+        with _setup_lock:
             high = shared.hold_max
-            self._cap = high if high < _held_long_s else _held_long_s
+            self._cap = _WAITED if self._waiters else high if high < _held_long_s else _held_long_s
         if hold > _held_long_s:  # reported once released: never log while holding the user's lock
             _report_held_long(self, hold)
 
@@ -618,10 +635,8 @@ class _ActiveLock(Lock):
         else:
             self._sample(hold)
         self._tok.append(True)
-        if self._waiters:
-            self._wake()
-        if hold > self._cap:
-            self._long_hold(hold)
+        if hold > self._cap:  # also when threads wait: see _past_cap
+            self._past_cap(hold)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         hold = _clock() - self._t0
@@ -642,10 +657,8 @@ class _ActiveLock(Lock):
         else:
             self._sample(hold)
         self._tok.append(True)
-        if self._waiters:
-            self._wake()
-        if hold > self._cap:
-            self._long_hold(hold)
+        if hold > self._cap:  # also when threads wait: see _past_cap
+            self._past_cap(hold)
 
     def _acquire_restore(self, state: Any) -> None:
         # Condition.wait must return holding its lock, so on_inversion="raise" only reports here.
@@ -863,10 +876,8 @@ class _ActiveRLock(RLock):
         else:
             self._sample(hold)
         self._tok.append(True)
-        if self._waiters:
-            self._wake()
-        if hold > self._cap:
-            self._long_hold(hold)
+        if hold > self._cap:  # also when threads wait: see _past_cap
+            self._past_cap(hold)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
@@ -895,10 +906,8 @@ class _ActiveRLock(RLock):
         else:
             self._sample(hold)
         self._tok.append(True)
-        if self._waiters:
-            self._wake()
-        if hold > self._cap:
-            self._long_hold(hold)
+        if hold > self._cap:  # also when threads wait: see _past_cap
+            self._past_cap(hold)
 
     def _acquire_restore(self, state: tuple[int, int]) -> None:
         # Condition.wait must return holding its lock, so on_inversion="raise" only reports here: the
