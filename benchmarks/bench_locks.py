@@ -39,8 +39,40 @@ CASES = [
      "with tr_a:\n with tr_b:\n  with tr_c:\n   with tr_d: pass", {}),
     ("create a Lock", "raw_factory()", "tr_factory()", {"#3": 10.0}),
     ("with Lock, tracing off (enabled=False)", "with raw_lock: pass", "with off_lock: pass", {"#8": 1.3}),
+    # The yardstick #3 names: a bare pure-Python wrapper that does nothing but time each hold. No target;
+    # it shows how much of each traced figure any pure-Python lock wrapper pays before it records anything.
+    ("reference: bare timing wrapper, with Lock", "with raw_lock: pass", "with bare_lock: pass", {}),
+    ("reference: bare timing wrapper, with RLock", "with raw_rlock: pass", "with bare_rlock: pass", {}),
+    ("reference: bare timing wrapper, acquire()/release()", "raw_lock.acquire(); raw_lock.release()",
+     "bare_lock.acquire(); bare_lock.release()", {}),
 ]
 CONTENDED_TARGETS = {"#3": 0.8}  # traced/raw throughput: higher is better
+
+
+class BareTimed:
+    """A raw lock behind a minimal pure-Python wrapper that only adds each hold to a total."""
+
+    __slots__ = ("_lock", "_t0", "hold_total")
+
+    def __init__(self, lock: object) -> None:
+        self._lock = lock
+        self._t0 = 0.0
+        self.hold_total = 0.0
+
+    def acquire(self) -> bool:
+        self._lock.acquire()  # type: ignore[attr-defined]
+        self._t0 = time.perf_counter()
+        return True
+
+    def release(self) -> None:
+        self.hold_total += time.perf_counter() - self._t0
+        self._lock.release()  # type: ignore[attr-defined]
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc: object) -> None:
+        self.hold_total += time.perf_counter() - self._t0
+        self._lock.release()  # type: ignore[attr-defined]
 
 
 def _namespace() -> dict[str, object]:
@@ -54,6 +86,7 @@ def _namespace() -> dict[str, object]:
         "tr_a": tracedthreading.Lock(name="a"), "tr_b": tracedthreading.Lock(name="b"),
         "tr_c": tracedthreading.Lock(name="c"), "tr_d": tracedthreading.Lock(name="d"),
         "raw_factory": std.Lock, "tr_factory": tracedthreading.Lock, "off_lock": off_lock,
+        "bare_lock": BareTimed(std.Lock()), "bare_rlock": BareTimed(std.RLock()),
     }
 
 
