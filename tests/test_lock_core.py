@@ -136,6 +136,39 @@ def test_a_waiter_is_woken_after_statistics_are_reset_or_thresholds_change(facto
     assert lock._cap >= 0.0  # type: ignore[attr-defined]
 
 
+@FACTORIES
+def test_a_release_interrupted_before_its_wake_up_does_not_strand_the_waiter(
+    factory: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal handler's exception can land in a release after the token is back and before the
+    waiter is woken (at the call into the wake-up). The waiter's sleep is sliced: it finds the free
+    token itself, well before its own timeout."""
+    lock = factory(name="stranded")
+    lock.acquire()
+    result: list[tuple[bool, float]] = []
+
+    def waiter() -> None:
+        start = time.monotonic()
+        got = lock.acquire(timeout=5)
+        result.append((got, time.monotonic() - start))
+        if got:
+            lock.release()
+
+    thread = _start_queued(waiter, lock)
+
+    def interrupted(self: object, hold: float) -> None:
+        raise _Interrupted  # as if raised by a signal handler when the detour began
+
+    monkeypatch.setattr(type(lock), "_past_cap", interrupted)
+    with pytest.raises(_Interrupted):
+        lock.release()  # the token is back; nobody was woken
+    monkeypatch.undo()
+    thread.join(10)
+    assert result and result[0][0], "the waiter was stranded until its timeout"
+    assert result[0][1] < 2.0
+    assert not lock.locked() and _waiting(lock) == 0
+
+
 def test_release_hands_the_lock_to_a_sleeping_waiter() -> None:
     """A waiter asleep on the queue gets the lock when it is released by another thread (Lock allows it)."""
     lock = tracedthreading.Lock(name="handoff")
@@ -532,13 +565,14 @@ def test_an_exception_just_after_a_wake_up_passes_on_what_the_waiter_was_given(
 
         def __init__(self) -> None:
             self._lock = real_allocate()
-            self._calls = 0
+            self._got = 0
 
         def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
             got = self._lock.acquire(blocking, timeout)
-            self._calls += 1
-            if got and self._calls == 2:
-                raise _Interrupted
+            if got:  # waits are sliced: count the acquires that got the gate, not the slices
+                self._got += 1
+                if self._got == 2:
+                    raise _Interrupted
             return got
 
         def release(self) -> None:

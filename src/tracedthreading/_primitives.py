@@ -91,6 +91,8 @@ _setup_lock = _thread.RLock()
 #: A waiter queued this long (seconds) gets the lock handed over by the next release: see Lock._wake.
 #: One GIL switch interval (Go's mutex uses 1 ms; under the GIL a shorter wait is not yet starvation).
 _HANDOFF_AFTER = 0.005
+#: A waiter asleep this long (seconds) without a wake-up looks at the token itself (see Lock._take).
+_RECHECK = 0.05
 # Locks being activated right now (id -> claiming thread): see Lock._activate.
 _activating: dict[int, int] = {}
 
@@ -377,11 +379,19 @@ class Lock(_Traced):
                     if not me.withdraw(waiters):  # a releaser is waking us: it cannot hand over, we hold
                         me.wait_decided()         # the token; our lock's next release wakes the next
                     return True
-                if deadline is None:
-                    me.gate.acquire()
-                else:
-                    remaining = deadline - _monotonic()
-                    if not (remaining > 0 and me.gate.acquire(True, remaining)):
+                # Sleep until woken, in slices of at most _RECHECK: an exception (a signal handler's)
+                # raised into a release between its return of the token and its wake-up would
+                # otherwise leave this thread asleep for ever. A slice that ends with the token free
+                # and nobody woken takes it.
+                while True:
+                    remaining = _RECHECK if deadline is None else min(deadline - _monotonic(), _RECHECK)
+                    if remaining > 0 and me.gate.acquire(True, remaining):
+                        break  # woken, or handed the lock
+                    try:
+                        tok.pop()
+                    except IndexError:
+                        if deadline is None or _monotonic() < deadline:
+                            continue
                         if me.withdraw(waiters):
                             return False
                         me.wait_decided()  # a releaser claimed us as we timed out
@@ -392,6 +402,9 @@ class Lock(_Traced):
                         except IndexError:
                             return False
                         return True
+                    if not me.withdraw(waiters):  # a releaser is waking us: it cannot hand over, we
+                        me.wait_decided()         # hold the token
+                    return True
                 if me.handed:
                     return True
                 if deadline is not None and _monotonic() >= deadline:
