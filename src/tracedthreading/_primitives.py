@@ -9,8 +9,9 @@ Reading guide.
   (its one comparison with ``_cap`` sees them, see :meth:`Lock._past_cap`) wakes the oldest. A waiter enqueues itself *before* its last look at the token
   and a releaser returns the token *before* it looks at the queue, so a wake-up is never lost; a waiter
   that keeps losing the token to a thread re-taking the lock is handed the lock instead (no starvation);
-  and a per-waiter claim decides, for a waiter leaving on a timeout or an exception, whether a releaser
-  got to it first (see :class:`_Waiter`).
+  a per-waiter claim decides, for a waiter leaving on a timeout or an exception, whether a releaser
+  got to it first (see :class:`_Waiter`); and a waiter sleeps in slices of ``_RECHECK``, taking a free
+  token nobody woke it for, so a release that an exception interrupts before its wake-up cannot strand it.
 * **Fresh and active.** A new lock is a cheap object (its token, its name or creation site). Its first
   acquire gives it a key, counters and a place in the weak registry, then switches its class to the
   hot-path class (``_ActiveLock``/``_ActiveRLock``, subclasses of the public ones). Locks that are never
