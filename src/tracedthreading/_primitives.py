@@ -6,12 +6,13 @@ Reading guide.
   it, ``append()`` gives it back. Both are single C calls, atomic without the GIL too, and about four
   times cheaper than a raw lock's ``acquire(False)``/``release()``. Threads that find no token queue a
   private raw lock in ``_waiters`` and sleep on it (:meth:`Lock._take`); a release that finds them
-  (its one comparison with ``_cap`` sees them, see :meth:`Lock._past_cap`) wakes the oldest. A waiter enqueues itself *before* its last look at the token
-  and a releaser returns the token *before* it looks at the queue, so a wake-up is never lost; a waiter
-  that keeps losing the token to a thread re-taking the lock is handed the lock instead (no starvation);
-  a per-waiter claim decides, for a waiter leaving on a timeout or an exception, whether a releaser
-  got to it first (see :class:`_Waiter`); and a waiter sleeps in slices of ``_RECHECK``, taking a free
-  token nobody woke it for, so a release that an exception interrupts before its wake-up cannot strand it.
+  (its one comparison with ``_cap`` sees them, see :meth:`Lock._past_cap`) wakes the oldest. A waiter
+  enqueues itself *before* its last look at the token and a releaser returns the token *before* it
+  looks at the queue, so a wake-up is never lost; a waiter that keeps losing the token to a thread
+  re-taking the lock is handed the lock instead (no starvation); a per-waiter claim decides, for a
+  waiter leaving on a timeout or an exception, whether a releaser got to it first (see
+  :class:`_Waiter`); and a waiter sleeps in slices of ``_RECHECK``, taking a free token nobody woke it
+  for, so a release that an exception interrupts before its wake-up cannot strand it.
 * **Fresh and active.** A new lock is a cheap object (its token, its name or creation site). Its first
   acquire gives it a key, counters and a place in the weak registry, then switches its class to the
   hot-path class (``_ActiveLock``/``_ActiveRLock``, subclasses of the public ones). Locks that are never
@@ -510,8 +511,7 @@ class Lock(_Traced):
         shared = self._name_stats
         if hold > shared.hold_max:
             with _stats.lock:
-                if hold > shared.hold_max:
-                    shared.hold_max = hold
+                shared.hold_max = max(shared.hold_max, hold)
         with _setup_lock:
             high = shared.hold_max
             self._cap = _WAITED if self._waiters else high if high < _held_long_s else _held_long_s
