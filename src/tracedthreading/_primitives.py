@@ -378,8 +378,7 @@ class Lock(_Traced):
                 except IndexError:
                     pass
                 else:
-                    if not me.withdraw(waiters):  # a releaser is waking us: it cannot hand over, we hold
-                        me.wait_decided()         # the token; our lock's next release wakes the next
+                    me.leave_holding_token(waiters)
                     return True
                 # Sleep until woken, in slices of at most _RECHECK: an exception (a signal handler's)
                 # raised into a release between its return of the token and its wake-up would
@@ -404,8 +403,7 @@ class Lock(_Traced):
                         except IndexError:
                             return False
                         return True
-                    if not me.withdraw(waiters):  # a releaser is waking us: it cannot hand over, we
-                        me.wait_decided()         # hold the token
+                    me.leave_holding_token(waiters)
                     return True
                 if me.handed:
                     return True
@@ -993,6 +991,12 @@ class _Waiter:
         except IndexError:
             return False
         return True
+
+    def leave_holding_token(self, waiters: deque[Any]) -> None:
+        """Leave the queue after taking the token ourselves. A releaser already waking us cannot hand
+        the lock over (we hold the token): wait for its decision; the lock's next release wakes the next."""
+        if not self.withdraw(waiters):
+            self.wait_decided()
 
     def wait_decided(self) -> None:
         """Wait for the releaser that claimed this waiter to decide (a few bytecodes away)."""

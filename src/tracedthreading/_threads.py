@@ -112,17 +112,22 @@ def record_of(stack: list[int] | None) -> Held | None:
 
 def ident_of(stack: list[int] | None) -> int | None:
     """The id of the thread owning ``stack`` (None for no stack or an unknown one)."""
-    record = None if stack is None else _records.get(id(stack))
+    record = record_of(stack)
     return None if record is None else record.ident
+
+
+def _registered(ident: int) -> Held:
+    """A new record, with a new empty stack, for thread ``ident``; registered under its stack."""
+    record = Held(ident, new_stack())
+    record.name = thread_name(ident)
+    _records[id(record.stack)] = record
+    return record
 
 
 def _new() -> list[int]:
     ident = _thread.get_ident()
-    stack = new_stack()
-    record = Held(ident, stack)
-    record.name = thread_name(ident)
-    _records[id(stack)] = record
-    tls.held = stack
+    record = _registered(ident)
+    stack = tls.held = record.stack
     tls.exit_watch = _ExitWatch(record)
     with _all_lock:
         _all[ident] = record
@@ -179,12 +184,7 @@ def all_held() -> dict[int, Held]:
 def suspend() -> list[int] | None:
     """Give the calling thread an empty held stack (while logging); returns what :func:`resume` restores."""
     saved = getattr(tls, "held", None)
-    ident = _thread.get_ident()
-    temporary = new_stack()
-    record = Held(ident, temporary)
-    record.name = thread_name(ident)
-    _records[id(temporary)] = record
-    tls.held = temporary
+    tls.held = _registered(_thread.get_ident()).stack
     return saved
 
 
