@@ -1,52 +1,81 @@
-"""The lock core: token and waiter queue, fresh and active states, sampled hold histograms."""
+"""The lock core: a real ``_thread`` lock underneath, both hot paths (C and pure Python), faults.
+
+Every behaviour test runs on each implementation built here (``IMPLS``): the pure-Python classes always,
+the C ones when the extension is built. Guarantees only the C path gives (each call atomic with respect
+to signals and finalizers, as the stdlib's) are tested on the C classes; the pure path's own guarantee
+(a release never leaves the real lock held) on the pure classes.
+"""
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
+import pickle
 import random
 import signal
+import subprocess
+import sys
 import threading as std
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import tracedthreading
-from tracedthreading import _primitives, _stats, _threads
-from tracedthreading.testing import capture_events, events_named
+from tracedthreading import _cext, _lockcore, _lockorder, _primitives, _stats, _threads
+from tracedthreading.testing import capture_events, events_named, wait_until_blocked
 
-FACTORIES = pytest.mark.parametrize("factory", [tracedthreading.Lock, tracedthreading.RLock], ids=["Lock", "RLock"])
-
-
-def _waiting(lock: object) -> int:
-    waiters = lock._waiters  # type: ignore[attr-defined]
-    return 0 if waiters is None else len(waiters)
-
-
-def _start_queued(target: Callable[[], None], lock: object) -> std.Thread:
-    """Start ``target`` in a thread and return once it is queued on ``lock``."""
-    thread = std.Thread(target=target)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while _waiting(lock) == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert _waiting(lock) == 1
-    return thread
+PURE = [(_primitives.PyLock, "pure-Lock"), (_primitives.PyRLock, "pure-RLock")]
+C = [(cls, name) for cls, name in ((_primitives.CLock, "C-Lock"), (_primitives.CRLock, "C-RLock")) if cls is not None]
+IMPLS = pytest.mark.parametrize("factory", [cls for cls, _ in PURE + C], ids=[name for _, name in PURE + C])
+LOCKS = pytest.mark.parametrize(
+    "factory", [cls for cls, name in PURE + C if name.endswith("-Lock")],
+    ids=[name for _, name in PURE + C if name.endswith("-Lock")],
+)
+C_IMPLS = pytest.mark.parametrize("factory", [cls for cls, _ in C], ids=[name for _, name in C])
+needs_signals = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
 
 
-# -- token and waiters -------------------------------------------------------------------------------
+def is_rlock(factory: Any) -> bool:
+    return factory._kind == "rlock"
 
 
-@FACTORIES
+def test_public_classes_are_the_c_ones_when_built() -> None:
+    """The C hot path is used whenever it is built and not switched off; the choice is one line."""
+    if _cext.speedups is not None:
+        assert tracedthreading.Lock is _primitives.CLock and tracedthreading.RLock is _primitives.CRLock
+        assert "C extension" in _cext.describe()
+    else:
+        assert tracedthreading.Lock is _primitives.PyLock and tracedthreading.RLock is _primitives.PyRLock
+        assert "pure Python" in _cext.describe()
+
+
+# -- the real lock underneath ---------------------------------------------------------------------
+
+
+@IMPLS
+def test_state_lives_in_a_real_lock_and_the_type_never_changes(factory: type) -> None:
+    """locked() is the real lock's; taking and releasing never change the type; names look stdlib-like."""
+    lock = factory(name="real")
+    kind = type(lock)
+    assert not lock.locked()
+    with lock:
+        assert lock.locked() and type(lock) is kind
+        assert repr(lock).startswith(f"<locked tracedthreading.{kind.__name__} object")
+    assert not lock.locked() and type(lock) is kind
+    assert repr(lock).startswith(f"<unlocked tracedthreading.{kind.__name__} object")
+
+
+@IMPLS
 def test_no_wakeup_is_lost_under_mixed_blocking_and_timed_acquires(factory: type) -> None:
-    """Eight threads hammer one lock, half with short timeouts: the count is exact, nobody hangs,
-    and the waiter queue is empty afterwards."""
+    """Eight threads hammer one lock, half with short timeouts: the count is exact, nobody hangs."""
     lock = factory(name="hammered")
     box = [0]
     successes = [0] * 8
-    rounds = 1500
+    rounds = 800
 
     def worker(index: int) -> None:
         rng = random.Random(index)
@@ -72,18 +101,23 @@ def test_no_wakeup_is_lost_under_mixed_blocking_and_timed_acquires(factory: type
         assert not thread.is_alive(), "a waiter was never woken"
     assert box[0] == sum(successes)
     assert successes[0] == rounds  # the blocking workers always get the lock
-    assert not lock.locked() and _waiting(lock) == 0
-    stats = tracedthreading.snapshot().lock("hammered")
+    assert not lock.locked()
+    stats = tracedthreading.snapshot().lock("hammered", factory._kind)
     assert stats.acquisitions == box[0]
-    # Each wait names the thread that had the lock, also one handed the lock and not yet running: only
-    # the few bytecodes between a token pop and the holder's registration leave a wait unattributed.
-    assert stats.contentions > 0
-    assert sum(count for _, count in stats.blockers) >= 0.9 * stats.contentions
+    assert stats.contentions > 0 and stats.contentions <= stats.acquisitions + stats.timeouts
+    # A wait names the thread that had the lock when it started. The C path records the new owner as
+    # the real lock is taken, even before that thread has the GIL back; the pure path only once the
+    # new owner runs again (here, where the lock changes hands all the time, that is after most waits began).
+    named = sum(count for _, count in stats.blockers)
+    if factory in (_primitives.CLock, _primitives.CRLock):
+        assert named >= 0.9 * stats.contentions
+    else:
+        assert named > 0
 
 
-@FACTORIES
-def test_timed_out_waiter_leaves_the_queue(factory: type) -> None:
-    """A timed acquire that gives up removes itself, so a later release wakes nobody stale."""
+@IMPLS
+def test_a_timed_out_wait_leaves_nothing_behind(factory: type) -> None:
+    """A timed acquire that gives up is counted once, is no longer waiting, and the lock works on."""
     lock = factory(name="timed")
     got = std.Event()
     lock.acquire()
@@ -99,18 +133,18 @@ def test_timed_out_waiter_leaves_the_queue(factory: type) -> None:
     thread.join(5)
     assert time.monotonic() - start >= 0.045
     assert not got.is_set()
-    assert _waiting(lock) == 0
     lock.release()
     assert lock.acquire(timeout=0)
     lock.release()
+    assert all(h.waiting is None for h in _threads.all_held().values())
+    stats = tracedthreading.snapshot().lock("timed")
+    assert (stats.contentions, stats.timeouts, stats.acquisitions) == (1, 1, 2)
 
 
-@FACTORIES
+@IMPLS
 @pytest.mark.parametrize("meanwhile", ["reset", "configure"])
-def test_a_waiter_is_woken_after_statistics_are_reset_or_thresholds_change(factory: type, meanwhile: str) -> None:
-    """While threads wait, a lock's ``_cap`` is below any hold, which makes its release look at the
-    queue. ``reset()`` and ``configure()`` re-derive the cap of live locks: they must not raise it
-    under a waiter, or the release would skip the wake-up and the waiter would sleep for ever."""
+def test_a_waiter_gets_the_lock_after_statistics_are_reset_or_thresholds_change(factory: type, meanwhile: str) -> None:
+    """reset() and configure() rewrite every live lock's cap while a thread waits: the wait still ends."""
     lock = factory(name="capped")
     lock.acquire()
     got = std.Event()
@@ -120,220 +154,129 @@ def test_a_waiter_is_woken_after_statistics_are_reset_or_thresholds_change(facto
             got.set()
             lock.release()
 
-    thread = _start_queued(waiter, lock)
+    thread = std.Thread(target=waiter)
+    thread.start()
+    wait_until_blocked(thread, lock)
     if meanwhile == "reset":
         tracedthreading.reset()
     else:
-        tracedthreading.configure(held_long_threshold=30.0)
+        tracedthreading.configure(held_long_threshold=5.0)
     lock.release()
-    assert got.wait(5), "the release did not wake the waiter"
-    thread.join(5)
-    # Once the queue is empty the next release raises the cap again: uncontended releases skip the
-    # detour from then on.
-    with lock:
-        pass
-    assert _waiting(lock) == 0
-    assert lock._cap >= 0.0  # type: ignore[attr-defined]
-
-
-@FACTORIES
-def test_a_release_interrupted_before_its_wake_up_does_not_strand_the_waiter(
-    factory: type, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A signal handler's exception can land in a release after the token is back and before the
-    waiter is woken (at the call into the wake-up). The waiter's sleep is sliced: it finds the free
-    token itself, well before its own timeout."""
-    lock = factory(name="stranded")
-    lock.acquire()
-    result: list[tuple[bool, float]] = []
-
-    def waiter() -> None:
-        start = time.monotonic()
-        got = lock.acquire(timeout=5)
-        result.append((got, time.monotonic() - start))
-        if got:
-            lock.release()
-
-    thread = _start_queued(waiter, lock)
-
-    def interrupted(self: object, hold: float) -> None:
-        raise _Interrupted  # as if raised by a signal handler when the detour began
-
-    monkeypatch.setattr(type(lock), "_past_cap", interrupted)
-    with pytest.raises(_Interrupted):
-        lock.release()  # the token is back; nobody was woken
-    monkeypatch.undo()
     thread.join(10)
-    assert result and result[0][0], "the waiter was stranded until its timeout"
-    assert result[0][1] < 2.0
-    assert not lock.locked() and _waiting(lock) == 0
+    assert got.is_set()
 
 
-def test_release_hands_the_lock_to_a_sleeping_waiter() -> None:
-    """A waiter asleep on the queue gets the lock when it is released by another thread (Lock allows it)."""
-    lock = tracedthreading.Lock(name="handoff")
-    lock.acquire()
-    order: list[str] = []
-
-    def waiter() -> None:
-        with lock:
-            order.append("waiter")
-
-    thread = _start_queued(waiter, lock)
-    releaser = std.Thread(target=lock.release)  # a different thread releases: legal for Lock
-    releaser.start()
-    releaser.join(5)
-    thread.join(5)
-    assert order == ["waiter"]
-    assert not lock.locked() and _waiting(lock) == 0
-
-
-def test_double_release_raises_and_keeps_one_token() -> None:
-    """Releasing an unlocked Lock raises the stdlib's error and never makes a second token."""
-    lock = tracedthreading.Lock()
-    with lock:
-        pass
-    with pytest.raises(RuntimeError, match="release unlocked lock"):
-        lock.release()
-    assert lock.acquire(False)
-    assert not lock.acquire(False)  # still one token: mutual exclusion holds
-    lock.release()
-
-
-# -- fresh and active --------------------------------------------------------------------------------
-
-
-@FACTORIES
-def test_a_lock_never_acquired_is_not_registered_and_first_use_activates_it(factory: type) -> None:
-    lock = factory(name="fresh")
-    assert type(lock) is factory
-    assert not hasattr(lock, "_key")
-    assert all(ref() is not lock for ref in list(_stats._live.values()))
-    with pytest.raises(KeyError):
-        tracedthreading.snapshot().lock("fresh")
-    with lock:
-        pass
-    assert isinstance(lock, factory) and type(lock) is not factory
-    assert type(lock).__name__ == factory.__name__ and repr(lock).startswith(f"<unlocked tracedthreading.{factory.__name__} object")
-    assert _stats._live[lock._key]() is lock
-    assert tracedthreading.snapshot().lock("fresh").acquisitions == 1
-
-
-@FACTORIES
-def test_bound_methods_taken_while_fresh_keep_working(factory: type) -> None:
-    """Condition keeps its lock's bound acquire/release, and ``with`` looks __exit__ up before __enter__."""
-    lock = factory(name="bound")
-    acquire, release, exit_ = lock.acquire, lock.release, lock.__exit__
-    assert acquire()
-    release()
-    assert lock.__enter__() is True
-    exit_(None, None, None)
+@IMPLS
+def test_errors_match_the_stdlib_and_leave_the_lock_usable(factory: type) -> None:
+    """Releasing an unheld lock raises the stdlib's RuntimeError (fresh or used); bad arguments raise
+    the stdlib's ValueError/OverflowError before anything is taken."""
+    raw = std.RLock() if is_rlock(factory) else std.Lock()
+    lock = factory()
+    for target in (raw, lock):
+        with pytest.raises(RuntimeError) as error:
+            target.release()
+        if target is raw:
+            expected = str(error.value)
+    assert str(error.value) == expected
+    assert _stats.primitive(lock._key) is None if lock._key is not None else True  # never used: not registered
+    for blocking, timeout, exc in ((False, 1, ValueError), (True, -5, ValueError), (True, 1e300, OverflowError)):
+        with pytest.raises(exc):
+            raw.acquire(blocking, timeout)
+        with pytest.raises(exc):
+            lock.acquire(blocking, timeout)
     assert not lock.locked()
+    with lock:
+        pass
+    with pytest.raises(RuntimeError):
+        lock.release()
+    assert list(_threads.current()) == []
+
+
+@IMPLS
+def test_bound_methods_taken_before_first_use_keep_working(factory: type) -> None:
+    """Condition keeps its lock's bound acquire/release: they work for the lock's whole life."""
+    lock = factory(name="bound")
+    acquire, release = lock.acquire, lock.release
+    for _ in range(3):
+        assert acquire()
+        release()
     cond = tracedthreading.Condition(factory(name="cond-lock"))
     with cond:
-        assert cond._is_owned() if factory is tracedthreading.RLock else cond._lock.locked()
-    assert tracedthreading.snapshot().lock("bound").acquisitions == 2
-    assert tracedthreading.snapshot().lock("cond-lock").acquisitions == 1
+        assert not cond.wait(0.001)
+    assert tracedthreading.snapshot().lock("bound").acquisitions == 3
 
 
-@FACTORIES
-def test_fresh_lock_errors_match_the_stdlib(factory: type) -> None:
-    lock = factory()
-    message = "release unlocked lock" if factory is tracedthreading.Lock else "cannot release un-acquired lock"
-    with pytest.raises(RuntimeError, match=message):
-        lock.release()
-    assert not lock.locked()
-    assert not hasattr(lock, "_key")  # a failed release does not activate
+def test_rlock_release_paths_keep_every_held_stack_right() -> None:
+    """Out-of-order release, another thread's release attempts and re-entered levels leave all stacks intact."""
+    for factory in [cls for cls, name in PURE + C if "RLock" in name]:
+        tracedthreading.reset()
+        a, b, c = (factory(name=n) for n in "abc")
+        held = _threads.current()
+        a.acquire()
+        b.acquire()
+        a.release()  # out of order: b stays held, on top
+        assert list(held) == [b._key]
+        b.acquire()  # re-entered: a second level
+        outcome: list[object] = []
+
+        def other() -> None:
+            with c:
+                for _ in range(2):
+                    try:
+                        b.release()
+                    except RuntimeError as error:
+                        outcome.append(str(error))
+                outcome.append(list(_threads.current()) == [c._key])
+
+        thread = std.Thread(target=other)
+        thread.start()
+        thread.join(10)
+        assert outcome == ["cannot release un-acquired lock"] * 2 + [True]
+        assert b._recursion_count() == 2 and list(held) == [b._key]
+        b.__exit__(None, None, None)
+        b.release()
+        assert list(held) == [] and not b.locked()
+        with pytest.raises(RuntimeError, match="cannot release un-acquired lock"):
+            b.release()
+        assert tracedthreading.snapshot().lock("b").acquisitions == 1
 
 
-@pytest.mark.parametrize("exit_with", ["release", "__exit__"])
-def test_rlock_release_paths_keep_every_held_stack_right(exit_with: str) -> None:
-    """An RLock's release trusts the top of the caller's own stack; every other case (out of order,
-    another thread's release, re-entered levels) takes the slow path and leaves all stacks intact."""
+def test_one_held_stack_per_thread_for_life_with_a_barrier_while_logging() -> None:
+    """A thread's held stack is one list for its whole life; while tracedthreading logs, a barrier hides
+    what the thread holds from the order graph (handler locks make no edges with the program's)."""
+    stack = _threads.current()
+    lock = tracedthreading.Lock(name="outer")
+    handler_lock = tracedthreading.Lock(name="handler")
+    seen = []
 
-    def leave(lock: tracedthreading.RLock) -> None:
-        if exit_with == "release":
-            lock.release()
-        else:
-            lock.__exit__(None, None, None)
+    def sink(event: dict[str, Any]) -> None:
+        if event["event"] == "lock.held_long":
+            with handler_lock:
+                seen.append((list(_threads.current()), _threads.visible(_threads.current())))
 
-    a, b, c = (tracedthreading.RLock(name=n) for n in "abc")
-    held = _threads.current()
-    a.acquire()
-    b.acquire()
-    leave(a)  # out of order: b stays held, on top
-    assert list(held) == [b._key]
-    b.acquire()  # re-entered: a second level
-    outcome: list[object] = []
+    tracedthreading.configure(held_long_threshold=0)
+    from tracedthreading import _events
 
-    def other() -> None:
-        with c:  # this thread's top is another RLock's key
-            for _ in range(2):
-                try:
-                    leave(b)
-                except RuntimeError as error:
-                    outcome.append(str(error))
-            outcome.append(list(_threads.current()) == [c._key])
-
-    thread = std.Thread(target=other)
-    thread.start()
-    thread.join()
-    assert outcome == ["cannot release un-acquired lock"] * 2 + [True]
-    assert b._recursion_count() == 2 and list(held) == [b._key]
-    leave(b)
-    leave(b)
-    assert list(held) == [] and not b.locked()
-    with pytest.raises(RuntimeError, match="cannot release un-acquired lock"):
-        leave(b)
-    assert tracedthreading.snapshot().lock("b").acquisitions == 1
-
-
-def test_held_stack_keeps_room_for_one_key_and_gets_it_back_after_nesting() -> None:
-    """A thread's held stack toggles between empty and one key without reallocating (its size never
-    changes); a stack that grew past one key is swapped for a fresh one once it is empty again.
-    CPython 3.12+ frees the storage of any list popped empty: there no stack keeps room, and none is
-    ever swapped."""
-    import sys
-
-    keeps_room = sys.getsizeof(_threads.new_stack()) != sys.getsizeof([])
-    assert keeps_room == (sys.version_info < (3, 12))
-    a, b = tracedthreading.Lock(name="room-a"), tracedthreading.RLock(name="room-b")
-    result: dict[str, object] = {}
-
-    def run() -> None:
-        stack = _threads.current()
-        empty = sys.getsizeof(stack)
-        with a:
-            result["one"] = list(stack) == [a._key] and (sys.getsizeof(stack) == empty or not keeps_room)
-        result["same"] = sys.getsizeof(stack) == empty
-        with a:
-            with b:
-                result["nested"] = list(_threads.current()) == [a._key, b._key]
-        for _ in range(2000):  # a hold sample comes within these releases
-            with a:
+    _events.add_sink(sink)
+    inner = tracedthreading.Lock(name="inner")  # alive: a dead lock's edges leave the graph
+    try:
+        with lock:
+            with inner:
                 pass
-        fresh = _threads.current()
-        record = _threads.record_of(fresh)
-        result["renewed"] = (fresh is not stack) == keeps_room and sys.getsizeof(fresh) == empty and not fresh
-        result["record"] = record is not None and record.stack is fresh and record.ident == std.get_ident()
-        result["old forgotten"] = (_threads.record_of(stack) is None) == keeps_room
-        _threads.renew_if_shrunk([])  # not this thread's stack: left alone
-        result["kept"] = _threads.current() is fresh
-        with b:
-            result["works"] = b._is_owned() and list(fresh) == [b._key]
-
-    thread = std.Thread(target=run)
-    thread.start()
-    thread.join()
-    assert result == dict.fromkeys(
-        ["one", "same", "nested", "renewed", "record", "old forgotten", "kept", "works"], True)
+    finally:
+        _events.remove_sink(sink)
+    assert _threads.current() is stack and list(stack) == []
+    assert seen and all(visible == [handler_lock._key] for _, visible in seen)
+    assert seen[0][0] == [lock._key, _threads.BARRIER, handler_lock._key]
+    names = {(e.src, e.dst) for e in _lockorder.edges()}
+    assert ("outer", "handler") not in names and ("outer", "inner") in names
 
 
-def test_contended_event_names_the_holder_even_if_its_stack_was_renewed() -> None:
-    """The holder's id and name are taken when the wait starts: by the time the event is built the
-    holder may have released, emptied its (nested, so renewed) stack or ended."""
+@IMPLS
+def test_contended_event_names_the_holder(factory: type) -> None:
+    """The holder's id and name are taken when the wait starts (it may have ended by the time the event is built)."""
     tracedthreading.configure(contended_threshold=0)
-    lock, inner = tracedthreading.Lock(name="held"), tracedthreading.Lock(name="inner")
+    lock = factory(name="held")
     holding, go = std.Event(), std.Event()
     holder_ident: list[int] = []
 
@@ -342,25 +285,30 @@ def test_contended_event_names_the_holder_even_if_its_stack_was_renewed() -> Non
         with lock:
             holding.set()
             go.wait(10)
-            with inner:  # the stack grows past one key; emptied, it is renewed on this release
-                pass
+
+    def waiter() -> None:
+        with lock:
+            pass
 
     thread = std.Thread(target=holder, name="the-holder")
     with capture_events() as events:
         thread.start()
         holding.wait(10)
-        waiter = _start_queued(lambda: lock.acquire() and lock.release(), lock)
+        other = std.Thread(target=waiter)
+        other.start()
+        wait_until_blocked(other, lock)
         go.set()
-        waiter.join()
-        thread.join()
+        other.join(10)
+        thread.join(10)
     (event,) = events_named(events, "lock.contended")
     assert event["holder"] == "the-holder" and event["holder_id"] == holder_ident[0]
 
 
-def test_activation_races_give_one_key() -> None:
-    """Threads taking a fresh lock at once activate it exactly once."""
-    for _ in range(50):
-        lock = tracedthreading.Lock(name="race")
+@IMPLS
+def test_concurrent_first_takes_register_the_lock_once(factory: type) -> None:
+    """Threads taking a never-used lock at once: one key, one registry entry, every take counted."""
+    for _ in range(30):
+        lock = factory(name="race")
         barrier = std.Barrier(4)
         seen: list[int] = []
 
@@ -375,25 +323,52 @@ def test_activation_races_give_one_key() -> None:
         for thread in threads:
             thread.join(5)
         assert len(set(seen)) == 1 and len(seen) == 4
+        assert _stats.primitive(seen[0]) is lock
 
 
-def test_unused_locks_are_collected_without_a_trace() -> None:
-    """Fresh locks have no __del__: dropping a million costs no queue entry and no registry entry."""
-    gc.collect()  # earlier tests' garbage cycles (threads, closures) retire their locks now, not below
+@IMPLS
+def test_unused_locks_are_collected_without_a_trace(factory: type) -> None:
+    """Locks never taken leave no registry entry and no queued counters when they die."""
+    gc.collect()
     before = (len(_stats._live), len(_stats._dead_locks), len(_stats._dead))
-    ref = weakref.ref(tracedthreading.Lock())
+    ref = weakref.ref(factory())
     gc.collect()
     assert ref() is None
     for _ in range(10_000):
-        tracedthreading.RLock()
+        factory()
     assert (len(_stats._live), len(_stats._dead_locks), len(_stats._dead)) == before
 
 
-# -- sampled histogram, exact counts, thresholds on live locks ----------------------------------------
+@IMPLS
+def test_a_failed_first_use_leaves_the_lock_free_and_unregistered(factory: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first take registers the lock in the lock core; if that raises, the take is undone (the lock is
+    free, no stack holds it) and the next take registers it."""
+    real = _lockcore.activate
+    calls = [0]
+
+    def failing_once(lock: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise KeyboardInterrupt
+        real(lock)
+
+    monkeypatch.setattr(_lockcore, "activate", failing_once)
+    lock = factory(name="first-use")
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+    assert not lock.locked() and list(_threads.current()) == []
+    with lock:
+        assert list(_threads.current()) == [lock._key]
+    assert calls[0] == 2 and _stats.primitive(lock._key) is lock
 
 
-@FACTORIES
-def test_counts_and_totals_are_exact_while_the_histogram_is_sampled(factory: type) -> None:
+# -- histograms, exact counts, thresholds on live locks -------------------------------------------
+
+
+@IMPLS
+def test_counts_and_totals_are_exact_and_the_histogram_weights_add_up(factory: type) -> None:
+    """Counts and totals are exact; the histogram (sampled on the pure path, exact in C) adds up to the
+    holds it stands for; a maximum is never missed."""
     lock = factory(name="many")
     n = 20_000
     for _ in range(n):
@@ -402,7 +377,9 @@ def test_counts_and_totals_are_exact_while_the_histogram_is_sampled(factory: typ
     stats = tracedthreading.snapshot().lock("many")
     assert stats.acquisitions == n
     sampled = sum(stats.hold_hist)
-    assert 0 < sampled <= n and sampled > n - 200  # weights stand for the skipped holds
+    assert n - 200 < sampled <= n
+    if factory in (_primitives.CLock, _primitives.CRLock):
+        assert sampled == n
     assert stats.hold_max <= stats.hold_total
     assert stats.hold_p50 <= stats.hold_p99 <= stats.hold_max
     total = stats.hold_total
@@ -412,12 +389,12 @@ def test_counts_and_totals_are_exact_while_the_histogram_is_sampled(factory: typ
     after = tracedthreading.snapshot().lock("many")
     assert after.acquisitions == n + 1
     assert after.hold_total - total >= 0.019
-    assert after.hold_max >= 0.019  # a maximum is never missed, sampled or not
+    assert after.hold_max >= 0.019
 
 
-def test_sampling_does_not_alias_with_periodic_holds() -> None:
-    """One long hold in every 8: the sampled histogram still shows about one eighth long holds."""
-    lock = tracedthreading.Lock(name="periodic")
+def test_pure_sampling_does_not_alias_with_periodic_holds() -> None:
+    """One long hold in every 8: the pure path's sampled histogram still shows about one eighth long holds."""
+    lock = _primitives.PyLock(name="periodic")
     for i in range(16_000):
         lock.acquire()
         if i % 8 == 7:
@@ -431,7 +408,7 @@ def test_sampling_does_not_alias_with_periodic_holds() -> None:
     assert 0.06 < long_share < 0.2, long_share
 
 
-@FACTORIES
+@IMPLS
 def test_lowering_held_long_threshold_applies_to_live_locks(factory: type) -> None:
     """A lock whose max was long before the threshold was lowered still reports the next long hold."""
     lock = factory(name="slow")
@@ -446,45 +423,308 @@ def test_lowering_held_long_threshold_applies_to_live_locks(factory: type) -> No
     assert len(reports) == 1 and reports[0]["lock"] == "slow" and reports[0]["hold"] >= 0.009
 
 
+# -- no class switching, subclasses, copies ---------------------------------------------------------
 
-@FACTORIES
-def test_a_thread_re_taking_the_lock_cannot_starve_a_waiter(factory: type) -> None:
-    """A hog re-takes the lock in a loop (giving up the GIL while holding it): a waiter still gets it
-    promptly, because a waiter queued past the hand-off delay is handed the lock by the next release.
-    Without the hand-off the waiter waited for the hog's whole run (5 s here)."""
-    lock = factory(name="hogged")
-    stop = std.Event()
-    started = std.Event()
 
-    def hog() -> None:
-        deadline = time.monotonic() + 5
-        while not stop.is_set() and time.monotonic() < deadline:
-            with lock:
-                started.set()
-                time.sleep(0)
+@IMPLS
+def test_subclasses_work_as_the_stdlib_ones_do(factory: type) -> None:
+    """A subclass keeps its type, its own state and methods, and is traced under its own name."""
 
-    thread = std.Thread(target=hog)
+    class Audited(factory):  # type: ignore[misc,valid-type]
+        def __init__(self, label: str) -> None:
+            super().__init__(name=label)
+            self.taken = 0
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            got = super().acquire(blocking, timeout)
+            self.taken += got
+            return got
+
+    lock = Audited("audited")
+    for _ in range(3):
+        with lock:
+            pass
+    lock.acquire()
+    lock.release()
+    assert type(lock) is Audited and isinstance(lock, factory)
+    assert lock.taken == 1  # `with` uses __enter__, not acquire (as the stdlib's RLock subclasses do)
+    assert tracedthreading.snapshot().lock("audited").acquisitions == 4
+    ref = weakref.ref(lock)
+    del lock
+    gc.collect()
+    assert ref() is None
+
+
+@IMPLS
+def test_copy_deepcopy_and_pickle_refuse_like_the_stdlib(factory: type) -> None:
+    """A lock cannot be copied or pickled (the stdlib raises TypeError; a copy would share the real lock)."""
+    raw = std.RLock() if is_rlock(factory) else std.Lock()
+    lock = factory(name="unique")
+    for operation in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError):
+            operation(raw)
+        with pytest.raises(TypeError, match="cannot pickle"):
+            operation(lock)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="threading.Lock is a class from 3.13 on")
+def test_isinstance_against_the_patched_313_lock_class_holds_after_use() -> None:
+    """On 3.13 ``threading.Lock`` is a class: under the patch a traced Lock is one before and after use."""
+    with tracedthreading.patched():
+        lock = std.Lock()
+        assert isinstance(lock, std.Lock)
+        with lock:
+            pass
+        assert isinstance(lock, std.Lock) and not isinstance(tracedthreading.RLock(), std.Lock)
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+@LOCKS
+def test_cross_thread_release_keeps_counts_exact_and_adds_no_false_edges(factory: type) -> None:
+    """A Lock released by another thread (legal), 10,000 times while the holder keeps taking other
+    locks: the holder's stack stays exact, counts are exact, no inversion, no error."""
+    handoff = factory(name="handoff")
+    inner = factory(name="inner")
+    n = 10_000
+    taken, released = std.Semaphore(0), std.Semaphore(0)
+    errors: list[BaseException] = []
+
+    def releaser() -> None:
+        try:
+            for _ in range(n):
+                taken.acquire()
+                handoff.release()
+                released.release()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+            released.release()
+
+    thread = std.Thread(target=releaser)
     thread.start()
-    assert started.wait(5)
-    begin = time.monotonic()
+    try:
+        for _ in range(n):
+            handoff.acquire()
+            taken.release()
+            with inner:  # the holder pushes and pops while the other thread removes `handoff`
+                pass
+            assert released.acquire(timeout=10)
+    finally:
+        thread.join(30)
+    assert not errors and not thread.is_alive()
+    assert list(_threads.current()) == []
+    snap = tracedthreading.snapshot()
+    assert snap.lock("handoff").acquisitions == n and snap.lock("inner").acquisitions == n
+    assert snap.inversions == ()
+
+
+def _raise_at_every_return(call: Callable[[], Any], frames: set[str], check: Callable[[], None]) -> int:
+    """Run ``call`` again and again, raising KeyboardInterrupt at the k-th call/return inside the
+    functions named ``frames`` (where Python itself checks for signals), k = 1, 2, ...; ``check`` runs
+    after each interrupted run. Returns how many points were hit."""
+    point = 0
+    while True:
+        point += 1
+        count = [0]
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event in ("c_return", "return") and frame.f_code.co_name in frames:
+                count[0] += 1
+                if count[0] == point:
+                    raise KeyboardInterrupt
+
+        sys.setprofile(profile)
+        try:
+            call()
+        except KeyboardInterrupt:
+            pass
+        else:
+            return point - 1
+        finally:
+            sys.setprofile(None)
+        check()
+
+
+@pytest.mark.parametrize("factory", [cls for cls, _ in PURE], ids=[name for _, name in PURE])
+@pytest.mark.parametrize("how", ["release", "__exit__"])
+def test_pure_release_never_leaves_the_lock_held_whatever_exception_lands(factory: type, how: str) -> None:
+    """An exception raised at every point of a pure-Python release where Python checks for signals
+    (after each call inside it): the real lock is always released, the stack never keeps the key."""
+    lock = factory(name="sturdy")
+    other = factory(name="other")
+
+    def run() -> None:
+        with other:
+            lock.acquire()
+            if how == "release":
+                lock.release()
+            else:
+                lock.__exit__(None, None, None)
+
+    def check() -> None:
+        assert not lock.locked(), "the release left the real lock held"
+        assert lock._key not in _threads.current()
+        assert not other.locked()
+
+    points = _raise_at_every_return(run, {"release", "__exit__", "_sample"}, check)
+    assert points >= 3  # the clock, the stack removal and the release itself at least
+    assert list(_threads.current()) == []
+
+
+def _body(lock: Any, out: list[int]) -> None:
     with lock:
-        waited = time.monotonic() - begin
-    stop.set()
-    thread.join(10)
-    assert waited < 2.0, f"waited {waited:.3f} s for a lock re-taken in a loop"
-    assert not lock.locked() and _waiting(lock) == 0
+        out.append(1)
+        out.append(2)
+    out.append(3)
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
-@FACTORIES
-def test_waits_interrupted_at_random_points_never_lose_the_lock_or_hang(factory: type) -> None:
-    """The main thread keeps waiting for a lock that two threads keep taking, while a signal handler
-    raises into it at random points (inside the sleep, just after a wake-up, mid-hand-over...). Every
-    interrupted wait leaves cleanly: nothing is handed to a thread that left, nobody hangs, the lock
-    ends free with an empty queue, and its acquisitions add up."""
+@C_IMPLS
+def test_c_with_never_leaks_the_lock_whatever_bytecode_an_exception_lands_on(factory: type) -> None:
+    """KeyboardInterrupt raised before every bytecode of a ``with lock:`` block (opcode tracing): as
+    with the stdlib, the lock is never left held, and the held stack is exact."""
+    lock = factory(name="with")
+    code = _body.__code__
+    point = 0
+    while True:
+        point += 1
+        count = [0]
 
-    class Interrupted(Exception):
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            if frame.f_code is code:
+                frame.f_trace_opcodes = True
+                if event == "opcode":
+                    count[0] += 1
+                    if count[0] == point:
+                        raise KeyboardInterrupt
+                return tracer
+            return None
+
+        out: list[int] = []
+        sys.settrace(tracer)
+        try:
+            _body(lock, out)
+        except KeyboardInterrupt:
+            pass
+        else:
+            break
+        finally:
+            sys.settrace(None)
+        assert not lock.locked(), f"leaked at opcode {point}"
+        assert list(_threads.current()) == []
+    assert point > 10
+
+
+@C_IMPLS
+def test_c_release_and_acquire_have_no_point_for_an_exception_to_land(factory: type) -> None:
+    """The C hot path runs no Python code between taking the real lock and recording it: there is no
+    call or return inside acquire/release where a signal handler's exception could land."""
+    lock = factory(name="atomic")
+
+    def run() -> None:
+        lock.acquire()
+        lock.release()
+        with lock:
+            pass
+
+    points = _raise_at_every_return(run, {"acquire", "release", "__enter__", "__exit__"}, lambda: None)
+    assert points == 0
+    assert not lock.locked() and list(_threads.current()) == []
+
+
+RLOCK_FINALIZER_SCRIPT = r"""
+import gc, sys
+import tracedthreading
+from tracedthreading import _primitives
+RLock = getattr(_primitives, sys.argv[1])
+shared = RLock(name="shared")
+other = tracedthreading.Lock(name="other")
+ran = [0]
+class Resource:
+    def __init__(self):
+        self.me = self                       # a cycle: freed by the collector, at whatever allocation
+    def __del__(self):
+        with shared:                         # the same RLock the interrupted code is taking or releasing
+            ran[0] += 1
+gc.set_threshold(1, 1, 1)                    # collect at (almost) every allocation
+for i in range(20000):
+    Resource()
+    with other:
+        with shared:
+            with shared:
+                pass
+gc.collect()
+assert not shared.locked()
+print("done", ran[0] > 0)
+"""
+
+
+@pytest.mark.parametrize("name", [name for cls, name in (("CRLock", "CRLock"),) if _primitives.CRLock is not None])
+def test_c_finalizer_taking_the_same_rlock_during_acquire_works_as_with_the_stdlib(name: str) -> None:
+    """A GC-run __del__ that takes the RLock the thread is acquiring or releasing re-enters it (the
+    owner is recorded in the same step as the take), as with the stdlib's RLock."""
+    proc = subprocess.run([sys.executable, "-c", RLOCK_FINALIZER_SCRIPT, name], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["done", "True"]
+
+
+SIGNAL_RLOCK_SCRIPT = r"""
+import os, signal, sys, threading
+from tracedthreading import _primitives
+RLock = getattr(_primitives, sys.argv[1])
+shared = RLock(name="shared")
+hits = [0]
+def handler(signum, frame):
+    with shared:                 # the interrupted code may be entering or leaving this very lock
+        hits[0] += 1
+signal.signal(signal.SIGUSR1, handler)
+stop = threading.Event()
+def sender():
+    while not stop.is_set():
+        os.kill(os.getpid(), signal.SIGUSR1)
+        stop.wait(0.0002)
+thread = threading.Thread(target=sender, daemon=True)
+thread.start()
+for _ in range(100000):
+    with shared:
         pass
+    shared.acquire(); shared.release()
+stop.set()
+thread.join(5)
+assert not shared.locked()
+print("done", hits[0] > 0)
+"""
+
+
+@needs_signals
+@pytest.mark.parametrize("name", [n for n in ("CRLock",) if _primitives.CRLock is not None])
+def test_c_signal_handler_taking_the_rlock_being_entered_or_left_succeeds(name: str) -> None:
+    """A signal handler that takes the RLock the main thread is entering or leaving gets it (a re-entry or
+    a plain take), as with the stdlib: never a self-wait or a hang."""
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_RLOCK_SCRIPT, name], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["done", "True"]
+
+
+@needs_signals
+@C_IMPLS
+def test_c_waits_interrupted_at_random_points_never_lose_the_lock_or_hang(factory: type) -> None:
+    """The main thread keeps waiting for a lock two threads keep taking, while a signal handler raises
+    into it at random points (in the wait, just after it, inside release): every interrupted acquire
+    leaves the lock untaken, nobody hangs, the lock ends free and its acquisitions add up."""
+    interrupted, taken = run_interrupted_waits(factory, seconds=1.0)
+    assert interrupted > 0
+    assert tracedthreading.snapshot().lock("interrupted").acquisitions == taken
+
+
+class Interrupted(Exception):
+    pass
+
+
+def run_interrupted_waits(factory: type, seconds: float) -> tuple[int, int]:
+    """Drive the interrupted-waits scenario; returns (interruptions, acquisitions that completed)."""
 
     def handler(signum: int, frame: object) -> None:
         raise Interrupted
@@ -512,7 +752,7 @@ def test_waits_interrupted_at_random_points_never_lose_the_lock_or_hang(factory:
     try:
         for thread in (*threads, sender):
             thread.start()
-        end = time.monotonic() + 1.5
+        end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
                 got = lock.acquire(timeout=0.05)
@@ -520,13 +760,11 @@ def test_waits_interrupted_at_random_points_never_lose_the_lock_or_hang(factory:
                 interrupted += 1
                 continue
             if got:
+                taken[0] += 1
                 try:
-                    taken[0] += 1
-                finally:
-                    try:
-                        lock.release()
-                    except Interrupted:  # raised after the release completed
-                        interrupted += 1
+                    lock.release()
+                except Interrupted:  # raised after the release completed
+                    interrupted += 1
     finally:
         while True:  # stop raising before anything else: the handler may fire on any line here
             try:
@@ -540,137 +778,49 @@ def test_waits_interrupted_at_random_points_never_lose_the_lock_or_hang(factory:
         for thread in threads:
             thread.join(10)
     assert not any(thread.is_alive() for thread in (*threads, sender)), "a thread hung"
-    assert interrupted > 0
-    assert lock.acquire(timeout=2), "the lock was lost to a waiter that had left"
+    assert lock.acquire(timeout=2), "the lock was left taken by an interrupted acquire"
     lock.release()
-    assert not lock.locked() and _waiting(lock) == 0
-    assert tracedthreading.snapshot().lock("interrupted").acquisitions == sum(taken) + 1
+    assert not lock.locked() and list(_threads.current()) == []
+    return interrupted, sum(taken) + 1
 
 
-class _Interrupted(Exception):
-    pass
-
-
-@pytest.mark.parametrize("handed", [False, True], ids=["woken", "handed-over"])
-@FACTORIES
-def test_an_exception_just_after_a_wake_up_passes_on_what_the_waiter_was_given(
-    factory: type, handed: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A waiter's sleep ends and an exception (a signal handler's, say) is raised right then: it must
-    pass on the lock (if it was handed over) or the wake-up, not wait again for a wake-up it consumed."""
-    real_allocate = _primitives._allocate_lock
-
-    class RaisingGate:
-        """A gate whose wait raises just after it was woken (its first acquire is the initial one)."""
-
-        def __init__(self) -> None:
-            self._lock = real_allocate()
-            self._got = 0
-
-        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-            got = self._lock.acquire(blocking, timeout)
-            if got:  # waits are sliced: count the acquires that got the gate, not the slices
-                self._got += 1
-                if self._got == 2:
-                    raise _Interrupted
-            return got
-
-        def release(self) -> None:
-            self._lock.release()
-
-    class StarvedWaiter(_primitives._Waiter):
-        __slots__ = ()
-
-        def __init__(self, held: object) -> None:
-            super().__init__(held)  # type: ignore[arg-type]
-            self.gate = RaisingGate()
-            self.gate.acquire()
-            if handed:  # as if already woken and beaten to the token, long ago: the release hands over
-                self.lost = True
-                self.since -= 1.0
-
-    monkeypatch.setattr(_primitives, "_Waiter", StarvedWaiter)
-    lock = factory(name="raise-after-wake")
-    lock.acquire()
-    outcome: list[str] = []
-
-    def wait() -> None:
-        try:
-            lock.acquire()
-            outcome.append("acquired")
-            lock.release()
-        except _Interrupted:
-            outcome.append("interrupted")
-
-    thread = _start_queued(wait, lock)
-    lock.release()
-    thread.join(5)
-    assert not thread.is_alive(), "the waiter hung waiting for a wake-up it had already consumed"
-    assert outcome == ["interrupted"]
-    assert lock.acquire(timeout=2), "the lock was handed to a waiter that left with it"
-    lock.release()
-    assert _waiting(lock) == 0
-
-
-def test_a_failed_activation_lets_another_thread_activate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the thread activating a fresh lock fails half-way (MemoryError, say), a thread that was waiting
-    for that activation takes it over instead of waiting for ever."""
-    inside, proceed = std.Event(), std.Event()
-    real = _primitives.Lock._init_counters
-    calls = []
-
-    def failing_once(self: object) -> None:
-        calls.append(std.get_ident())
-        if len(calls) == 1:
-            inside.set()
-            proceed.wait(5)
-            raise MemoryError("simulated")
-        real(self)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_primitives.Lock, "_init_counters", failing_once)
-    lock = tracedthreading.Lock(name="activation")
-    errors: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            lock.acquire()
-        except MemoryError as exc:
-            errors.append(exc)
-
-    def second() -> None:
-        with lock:
+FORK_BUSY_SCRIPT = r"""
+import os, sys, threading, time
+import tracedthreading
+from tracedthreading import _primitives
+Lock = getattr(_primitives, sys.argv[1])
+tracedthreading.configure(held_long_threshold=0)
+lock = Lock(name="busy")
+stop = threading.Event()
+def busy():
+    while not stop.is_set():
+        with lock:                      # emits lock.held_long on every release: logging is always busy
             pass
+threads = [threading.Thread(target=busy, daemon=True) for _ in range(3)]
+for t in threads: t.start()
+time.sleep(0.2)
+for _ in range(5):
+    pid = os.fork()
+    if pid == 0:
+        from tracedthreading.testing import capture_events
+        with capture_events() as events:
+            with Lock(name="child"):
+                pass
+        os._exit(0 if any(e["lock"] == "child" for e in events) else 3)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        print("child failed", status); sys.exit(1)
+stop.set()
+print("done")
+"""
 
-    a = std.Thread(target=first)
-    a.start()
-    assert inside.wait(5)
-    b = std.Thread(target=second, daemon=True)  # daemon: if it hangs, the failure must not hang the run
-    b.start()
-    time.sleep(0.02)  # b is now waiting for a's activation
-    proceed.set()
-    a.join(5)
-    b.join(5)
-    assert not b.is_alive(), "the second thread waited for ever for a failed activation"
-    assert len(errors) == 1 and len(calls) == 2
-    assert tracedthreading.snapshot().lock("activation").acquisitions == 1
 
-
-@FACTORIES
-def test_waits_during_a_hand_over_name_the_thread_the_lock_was_handed_to(factory: type) -> None:
-    """Threads that always give up the GIL while holding the lock make hand-overs frequent; a thread
-    that comes to wait while the lock is handed to a sleeping waiter still learns who has it."""
-    lock = factory(name="handed")
-
-    def work() -> None:
-        for _ in range(300):
-            with lock:
-                time.sleep(0.0001)
-
-    threads = [std.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    stats = tracedthreading.snapshot().lock("handed", kind=lock._kind)
-    assert stats.contentions > 20
-    assert sum(count for _, count in stats.blockers) >= 0.9 * stats.contentions, (stats.contentions, stats.blockers)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("name", ["PyLock"] + (["CLock"] if _primitives.CLock is not None else []))
+def test_a_child_forked_from_a_busy_process_emits_its_first_event_without_hanging(name: str) -> None:
+    """Threads busy emitting events (holding tracedthreading's own raw locks) while the process forks:
+    the child's first event arrives (every raw lock of ours is made afresh in the child)."""
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", FORK_BUSY_SCRIPT, name], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split()[-1] == "done"

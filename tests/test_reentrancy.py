@@ -147,15 +147,9 @@ def test_signal_handler_taking_traced_locks_between_acquires_keeps_state_consist
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
-@pytest.mark.parametrize("renew_every_sample", [False, True])
-def test_signal_handler_runs_while_main_thread_blocks_on_a_traced_lock(
-    renew_every_sample: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A handler taking a traced lock while the main thread waits for another thread's lock; the wait then
-    completes. With every empty stack taken for one that lost its room, the handler's release would renew
-    the stack the interrupted wait is about to push on: it must not (see _threads.renew_if_shrunk)."""
-    if renew_every_sample:
-        monkeypatch.setattr(_threads, "_EMPTY_SIZE", -1)
+def test_signal_handler_runs_while_main_thread_blocks_on_a_traced_lock() -> None:
+    """A handler taking a traced lock while the main thread waits for another thread's lock (the stdlib's
+    wait runs the handler and goes on waiting); the wait then completes, every stack exact."""
     contended = tracedthreading.Lock(name="contended")
     side = tracedthreading.Lock(name="side")
     holding, handled = std.Event(), std.Event()

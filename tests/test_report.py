@@ -45,7 +45,7 @@ finally:
 CONTENDED = """
 import time
 import tracedthreading as threading
-from tracedthreading import _threads
+from tracedthreading.testing import wait_until_blocked
 accounts = threading.Lock(name="accounts")
 ledger = threading.RLock(name="ledger")
 
@@ -57,8 +57,7 @@ def transfer():
 accounts.acquire()
 waiter = threading.Thread(target=transfer, name="waiter")
 waiter.start()
-while getattr(_threads.all_held().get(waiter.ident), "waiting", None) is not accounts:
-    time.sleep(0.001)
+wait_until_blocked(waiter, accounts)
 time.sleep(0.025)
 accounts.release()
 waiter.join()

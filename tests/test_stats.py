@@ -29,7 +29,7 @@ def _wait_until_blocked(lock: object, timeout: float = 5.0) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(held.waiting is lock for held in _threads.all_held().values()):
+        if any(held.waiting == lock._key for held in _threads.all_held().values()):
             return
         time.sleep(0.001)
     raise AssertionError("no thread blocked on the lock")

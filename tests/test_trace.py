@@ -27,7 +27,7 @@ def _no_trace_left() -> Iterator[None]:
 def _wait_until_blocked(thread: Any, primitive: Any) -> None:
     """Spin until ``thread`` is blocked acquiring ``primitive`` (the tracer's own wait-for state)."""
     deadline = time.monotonic() + 10
-    while getattr(_threads.all_held().get(thread.ident), "waiting", None) is not primitive:
+    while getattr(_threads.all_held().get(thread.ident), "waiting", None) != primitive._key:
         assert time.monotonic() < deadline, "thread never blocked"
         time.sleep(0.0005)
 
@@ -82,18 +82,28 @@ def test_two_threads_hold_and_wait_slices(tmp_path: Path) -> None:
     assert all(min(e["ts"] for e in _slices(data, "wait", t.ident)) < main_end for t in threads)
 
 
-def test_factories_switch_to_tracing_classes_and_back() -> None:
-    """While tracing, the module's factories are the Tracing* classes; stop() restores the plain ones."""
-    assert tracedthreading.Lock is _primitives.Lock
+def test_primitives_made_before_the_trace_and_patched_ones_are_traced() -> None:
+    """One recording hook: a lock made before start(), and one made by a patched threading, both record."""
+    import threading
+
+    early = tracedthreading.Lock(name="early")
+    early_r = tracedthreading.RLock(name="early-r")
+    with early:  # used before the trace: its cap was derived without it
+        pass
+    factories = (tracedthreading.Lock, tracedthreading.RLock, tracedthreading.Condition)
     _trace.start()
-    assert tracedthreading.Lock is _trace.TracingLock and tracedthreading.RLock is _trace.TracingRLock
-    assert tracedthreading.Event is _trace.TracingEvent and tracedthreading.Thread is _sync.Thread
-    tracedthreading.configure(enabled=False)
-    assert not isinstance(tracedthreading.Lock(), _primitives.Lock)  # off wins over tracing
-    tracedthreading.configure(enabled=True)
-    assert tracedthreading.Lock is _trace.TracingLock
-    _trace.stop()
-    assert tracedthreading.Lock is _primitives.Lock and tracedthreading.Condition is _sync.Condition
+    assert (tracedthreading.Lock, tracedthreading.RLock, tracedthreading.Condition) == factories
+    with tracedthreading.patched():
+        patched_lock = threading.Lock()
+    assert type(patched_lock) is tracedthreading.Lock
+    with early, early_r, patched_lock:
+        pass
+    data = _trace.stop()
+    held = sorted(e["args"]["lock"] for e in _slices(data, "hold"))
+    assert held == sorted(["early", "early-r", patched_lock.name])
+    with early:  # after stop(): nothing recorded, and the cap is back to normal
+        pass
+    assert _trace._buffer is None
 
 
 def test_tracing_primitives_keep_names_and_statistics() -> None:
@@ -193,18 +203,32 @@ def test_objects_outliving_the_trace_record_nothing() -> None:
     assert tracedthreading.snapshot().lock("old").acquisitions == 1
 
 
-# The tracing classes pass CPython's own conformance tests for the primitives they wrap.
-class TestTracingLock(lock_tests.LockTests):
-    locktype = staticmethod(_trace.TracingLock)
+@pytest.fixture
+def _recording() -> Iterator[None]:
+    """A timeline trace records for the duration of the test."""
+    _trace.start()
+    yield
+    if _trace.active:
+        _trace.stop()
 
 
-class TestTracingRLock(lock_tests.RLockTests):
-    locktype = staticmethod(_trace.TracingRLock)
+# While a trace records, every primitive takes its slow paths for the timeline: they still pass
+# CPython's own conformance tests.
+@pytest.mark.usefixtures("_recording")
+class TestLockWhileTracing(lock_tests.LockTests):
+    locktype = staticmethod(tracedthreading.Lock)
 
 
-class TestTracingCondition(lock_tests.ConditionTests):
-    condtype = staticmethod(_trace.TracingCondition)
+@pytest.mark.usefixtures("_recording")
+class TestRLockWhileTracing(lock_tests.RLockTests):
+    locktype = staticmethod(tracedthreading.RLock)
 
 
-class TestTracingSemaphore(lock_tests.BoundedSemaphoreTests):
-    semtype = staticmethod(_trace.TracingBoundedSemaphore)
+@pytest.mark.usefixtures("_recording")
+class TestConditionWhileTracing(lock_tests.ConditionTests):
+    condtype = staticmethod(tracedthreading.Condition)
+
+
+@pytest.mark.usefixtures("_recording")
+class TestBoundedSemaphoreWhileTracing(lock_tests.BoundedSemaphoreTests):
+    semtype = staticmethod(tracedthreading.BoundedSemaphore)

@@ -13,7 +13,8 @@ import sys as _sys
 import threading as _std
 from typing import Any as _Any
 
-from tracedthreading import _config, _deadlock, _events, _lockorder, _primitives, _stats, _sync, _trace
+from tracedthreading import _config, _deadlock, _events, _factories, _lockcore, _lockorder, _primitives, _stats
+from tracedthreading import _sync, _trace
 from tracedthreading._config import configure as _configure
 from tracedthreading._lockorder import LockOrderError
 from tracedthreading._primitives import Lock, RLock
@@ -42,7 +43,7 @@ _TRACED = {
     "Thread": Thread,
     "Timer": Timer,
 }
-for _cls in (*_TRACED.values(), _primitives._ActiveLock, _primitives._ActiveRLock):
+for _cls in _TRACED.values():
     _cls.__module__ = __name__
 
 # The rest of threading's public API, as the stdlib's own objects (the set differs by version).
@@ -97,8 +98,9 @@ def forget(lock: _Any) -> None:
     if not isinstance(lock, _primitives._Traced):
         msg = f"forget() needs a tracedthreading primitive, got {type(lock).__name__}"
         raise TypeError(msg)
-    if hasattr(lock, "_key"):  # a lock never acquired has no history
-        _lockorder.forget(lock)
+    key = getattr(lock, "_key", None)
+    if key is not None:  # a primitive never used has no history
+        _lockorder.forget(key)
 
 
 # -- the off switch: when disabled, the module's factories are the stdlib's (accepting name=) ----------
@@ -123,9 +125,8 @@ _RAW["Lock"] = _raw_lock
 
 def _apply_enabled() -> None:
     table = _TRACED if _config.CONFIG.enabled else _RAW
-    if _config.CONFIG.enabled and _trace.active:
-        table = {**_TRACED, **_trace.CLASSES}  # timeline trace mode (see _trace.start)
     globals().update(table)
+    _factories.current.update(table)
 
 
 def _apply_trace() -> None:

@@ -1,23 +1,23 @@
 """Real deadlocks and very long waits, checked by the thread that is about to block.
 
-Before blocking, a thread records what it waits for (its ``Held.waiting``) and follows the wait-for chain:
-lock -> holding thread -> the lock that thread waits for -> ... If the chain comes back to the caller,
-every thread on it is blocked for good: ``deadlock.detected`` is emitted at once, with each thread's
-holdings and current stack. The wait itself runs in slices of ``wait_long_threshold`` so a wait that
-goes on too long is reported (``lock.wait_long``) without any watchdog thread.
+Before blocking, a thread records the key of the lock it waits for (its ``Held.waiting``) and follows the
+wait-for chain: lock -> holding thread -> the lock that thread waits for -> ... If the chain comes back to
+the caller, every thread on it is blocked for good: ``deadlock.detected`` is emitted at once, with each
+thread's holdings and current stack. Locks are known by key only; their owners come from the registry
+(a primitive's ``_tt_owner()``). The waiting itself is the primitive's: it waits in slices of
+``wait_long_threshold`` and calls :func:`report_wait_long` when a slice ends with the lock still taken.
 """
 
 from __future__ import annotations
 
 import _thread
 import os
-from time import perf_counter_ns as _clock
 from typing import Any
 
 from tracedthreading import _config, _events, _stats, _threads
 from tracedthreading.snapshot import DeadlockReport, DeadlockThread
 
-__all__ = ["blocking_acquire", "deadlocks", "reset"]
+__all__ = ["check", "deadlocks", "report_self_wait", "report_wait_long", "reset"]
 
 _CONFIG = _config.CONFIG
 _lock = _thread.RLock()  # raw, re-entrant: a GC-run __del__ may come back in
@@ -28,93 +28,87 @@ _MAX_CHAIN = 1000
 context = ""  # set by the pytest plugin: the test that is running
 
 
-def blocking_acquire(lock: Any, held: _threads.Stack, holder: _threads.Stack | None, timeout: float) -> tuple[bool, int]:
-    """Wait for ``lock``'s token (``timeout`` as in ``acquire``); returns (acquired, waited ns)."""
-    start = _clock()
-    record = _threads.record_of(held)
-    if record is not None:
-        record.waiting = lock
+def owner_of(key: int) -> int | None:
+    """The id of the thread holding lock ``key`` (None: free, gone, or not an ownership lock)."""
+    primitive = _stats.primitive(key)
+    if primitive is None:
+        return None
     try:
-        if holder is held:
-            _report_self_wait(lock)
-        else:
-            _check_cycle(lock, held)
-        got = _wait_sliced(lock, held, holder, timeout, start)
-    finally:
-        if record is not None:
-            record.waiting = None
-    return got, _clock() - start
+        return primitive._tt_owner()  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - a primitive being torn down
+        return None
 
 
-def _wait_sliced(lock: Any, held: _threads.Stack, holder: _threads.Stack | None, timeout: float, start: int) -> bool:
-    take = lock._take
-    slice_ = _CONFIG.wait_long_threshold
-    if slice_ is None or (timeout != -1 and timeout <= slice_):
-        return take(timeout, held)
-    if take(slice_, held):
-        return True
-    _report_wait_long(lock, held, start)
-    if timeout == -1:
-        return take(-1, held)
-    remaining = timeout - (_clock() - start) / 1e9
-    return take(max(remaining, 0.0), held)
+def check(key: int, me: int) -> DeadlockReport | None:
+    """Thread ``me`` is about to block on lock ``key``: report (once) and return a deadlock it closes.
 
-
-def _report_self_wait(lock: Any) -> None:
-    site = lock.site
-    if site in _self_waits:
-        return
-    _self_waits.add(site)
-    fields = _fields(lock)
-    fields["stack"] = _threads.caller_stack(_CONFIG.stack_depth, 2)
-    _events.emit(_events.LOCK_SELF_WAIT, "warning", fields)
-
-
-def _check_cycle(lock: Any, held: _threads.Stack) -> None:
-    """Follow lock -> holder -> awaited lock ...; a chain back to ``held`` is a deadlock."""
-    chain: list[tuple[_threads.Stack, Any]] = [(held, lock)]
-    seen = {id(held)}
-    current = lock
+    Follows lock -> holder -> awaited lock ...; a chain that comes back to ``me`` is a deadlock. A chain
+    through a thread waiting on itself, or a cycle of other threads, is not ours to report.
+    """
+    chain: list[tuple[int, int]] = [(me, key)]
+    seen = {me}
+    current = key
     for _ in range(_MAX_CHAIN):
-        owner = current._holder
+        owner = owner_of(current)
         if owner is None:
-            return
-        if owner is held:
-            _report_deadlock(chain)
-            return
-        if id(owner) in seen:
-            return  # a cycle of other threads (reported by them) or a self-wait: we only wait on it
-        seen.add(id(owner))
-        record = _threads.record_of(owner)
+            return None
+        if owner == me:
+            if len(chain) > 1 and _still_blocked(chain):
+                return _report(chain)
+            return None
+        if owner in seen:
+            return None
+        seen.add(owner)
+        record = _threads.record_of_thread(owner)
         waiting = record.waiting if record is not None else None
-        if waiting is None or getattr(waiting, "_holder", None) is None:
-            return
+        if waiting is None:
+            return None
         chain.append((owner, waiting))
         current = waiting
+    return None
 
 
-def _report_deadlock(chain: list[tuple[_threads.Stack, Any]]) -> None:
-    ident = frozenset((_threads.ident_of(held), lock._key) for held, lock in chain)
+def _still_blocked(chain: list[tuple[int, int]]) -> bool:
+    """Read the chain again: each lock still held by the next thread, each other thread still waiting.
+
+    The walk in :func:`check` reads one link at a time, so a holder that released its lock and went on
+    to wait elsewhere can make a cycle that never existed at any one moment. A real deadlock does not
+    change while we look, so reading it twice the same way confirms it.
+    """
+    for index, (_thread_id, key) in enumerate(chain):
+        following = chain[(index + 1) % len(chain)][0]
+        if owner_of(key) != following:
+            return False
+        if index:
+            record = _threads.record_of_thread(chain[index][0])
+            if record is None or record.waiting != key:
+                return False
+    return True
+
+
+def _report(chain: list[tuple[int, int]]) -> DeadlockReport | None:
+    ident = frozenset(chain)
     with _lock:
         if ident in _seen:
-            return
+            return None
         _seen.add(ident)
+    me = _thread.get_ident()
     threads = []
-    for held, lock in chain:
-        holds = tuple(_name_of_key(key) for key in list(held))
-        thread_id = _threads.ident_of(held) or 0
-        stack = tuple(_threads.thread_stack(thread_id, _CONFIG.stack_depth))
-        if thread_id == _thread.get_ident():
+    for thread_id, key in chain:
+        record = _threads.record_of_thread(thread_id)
+        holds = tuple(name_of(k) for k in _threads.holding(record.stack)) if record is not None else ()
+        if thread_id == me:
             stack = tuple(_threads.caller_stack(_CONFIG.stack_depth, 3))
+        else:
+            stack = tuple(_threads.thread_stack(thread_id, _CONFIG.stack_depth))
         threads.append(DeadlockThread(
             thread=_threads.thread_name(thread_id), thread_id=thread_id, holds=holds,
-            waits_for=lock.name, stack=stack,
+            waits_for=name_of(key), stack=stack,
         ))
     report = DeadlockReport(threads=tuple(threads), context=context)
     with _lock:
         _reports.append(report)
-    first = chain[0][1]
-    fields = _fields(first)
+    fields = _fields(chain[0][1])
     fields["threads"] = [
         {"thread": t.thread, "thread_id": t.thread_id, "holds": list(t.holds), "waits_for": t.waits_for,
          "stack": list(t.stack)}
@@ -124,31 +118,46 @@ def _report_deadlock(chain: list[tuple[_threads.Stack, Any]]) -> None:
     if context:
         fields["context"] = context
     _events.emit(_events.DEADLOCK_DETECTED, "critical", fields)
+    return report
 
 
-def _report_wait_long(lock: Any, held: _threads.Stack, start: int) -> None:
-    holder_id = _threads.ident_of(lock._holder)
-    fields = _fields(lock)
+def report_self_wait(key: int, site: str) -> None:
+    """A thread blocks on a Lock it holds itself (legal only if another thread releases it): once per site."""
+    with _lock:
+        if site in _self_waits:
+            return
+        _self_waits.add(site)
+    fields = _fields(key)
+    fields["stack"] = _threads.caller_stack(_CONFIG.stack_depth, 2)
+    _events.emit(_events.LOCK_SELF_WAIT, "warning", fields)
+
+
+def report_wait_long(key: int, waited: float, holder_id: int | None) -> None:
+    """A wait for lock ``key`` is still going after ``waited`` seconds: name the holder and its stack."""
+    fields = _fields(key)
     fields.update(
-        wait=(_clock() - start) / 1e9,
+        wait=waited,
         holder=None if holder_id is None else _threads.thread_name(holder_id),
         holder_id=holder_id,
-        stack=_threads.caller_stack(_CONFIG.stack_depth, 3),
+        stack=_threads.caller_stack(_CONFIG.stack_depth, 2),
         holder_stack=[] if holder_id is None else _threads.thread_stack(holder_id, _CONFIG.stack_depth),
     )
     _events.emit(_events.LOCK_WAIT_LONG, "warning", fields)
 
 
-def _fields(lock: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {"lock": lock.name, "kind": lock._kind}
+def _fields(key: int) -> dict[str, Any]:
+    primitive = _stats.primitive(key)
+    fields: dict[str, Any] = {
+        "lock": name_of(key), "kind": getattr(primitive, "_kind", "lock") if primitive is not None else "lock",
+    }
     fields.update(_events.thread_fields())
     return fields
 
 
-def _name_of_key(key: int) -> str:
-    ref = _stats._live.get(key)
-    lock = ref() if ref is not None else None
-    return lock.name if lock is not None else f"<dead lock {key}>"
+def name_of(key: int) -> str:
+    """The name of the primitive ``key``, or a placeholder once it is gone."""
+    primitive = _stats.primitive(key)
+    return primitive.trace_name if primitive is not None else f"<dead lock {key}>"
 
 
 def deadlocks() -> tuple[DeadlockReport, ...]:

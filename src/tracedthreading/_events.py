@@ -1,16 +1,16 @@
 """Event names (the public schema) and their emission through structlog, guarded against re-entry.
 
-Events are only built on slow paths (a threshold crossed, a new edge, a report). Emission swaps the
-thread's held-lock stack for an empty one, so locks taken by logging handlers never become edges of
-the user's lock-order graph, and a thread already emitting drops nested events (counted in
-``dropped``) instead of recursing.
+Events are only built on slow paths (a threshold crossed, a new edge, a report). Emission puts a
+barrier on the thread's held-lock stack (:func:`tracedthreading._threads.enter_logging`), so locks taken
+by logging handlers never become edges of the user's lock-order graph, and a thread already emitting
+drops nested events (counted in ``dropped``) instead of recursing.
 
 structlog is imported by the first event that needs a logger, not with the package: importing it pulls
 in asyncio, logging, json, ... (about 10 MB and 50-100 ms), and most programs never emit an event.
 Where, and why that is safe:
 
 - in the emitting thread when it holds no traced lock, after the re-entry guard is set and with its
-  held-lock stack suspended, like the logging it precedes: an event raised by the import itself (a
+  held-lock stack behind a barrier, like the logging it precedes: an event raised by the import itself (a
   ``__del__`` run by the collector, a lock taken by a module being imported) is dropped and counted,
   never recursed into, and adds no order edges. No lock of ours is held around the import, and
   tracedthreading emits only outside its own raw locks: the import waits only on the import system's
@@ -292,9 +292,16 @@ def _wait_for_loader(timeout: float) -> None:
         _loader_running.release()
 
 
+def is_emitting() -> bool:
+    """True while the calling thread is inside :func:`emit` (its logging handlers are running)."""
+    return getattr(_emitting, "active", False)
+
+
 def _after_fork_in_child() -> None:
-    """The child has no loader thread (a fork waited for it, up to a point): start afresh."""
-    global _pending, _pending_lock, _loader_running
+    """The child has no loader thread (a fork waited for it, up to a point), and any raw lock another
+    thread held at the fork stays held for ever there: every lock of this module is made afresh."""
+    global _pending, _pending_lock, _loader_running, _sinks_lock
+    _sinks_lock = _thread.RLock()
     _pending = None  # events the parent's loader had yet to print: the parent prints them
     _pending_lock = _thread.allocate_lock()
     _loader_running = _thread.allocate_lock()
@@ -359,7 +366,8 @@ def emit(event: str, level: str, fields: dict[str, Any]) -> None:
         dropped += 1
         return
     _emitting.active = True
-    saved = _threads.suspend()
+    saved = _threads.enter_logging()
+    holding = bool(_threads.holding(saved[0]))
     try:
         record = {"event": event, "level": level, **fields}
         record.setdefault("timestamp", time.time())
@@ -375,13 +383,13 @@ def emit(event: str, level: str, fields: dict[str, Any]) -> None:
         if _structlog is None or _pending is not None:
             if _LEVELS.get(level, 20) < 20 and "structlog" not in sys.modules:
                 return  # nobody configured structlog, and the fallback drops debug: no import for nothing
-            if _defer(event, level, logged, record["timestamp"], holding=bool(saved)):
+            if _defer(event, level, logged, record["timestamp"], holding=holding):
                 return
         getattr(_logger(), level)(event, **logged)
     except (Exception, ReentrantLogging):  # noqa: BLE001 - the instrumentation must never break the program
         dropped += 1
     finally:
-        _threads.resume(saved)
+        _threads.leave_logging(saved)
         _emitting.active = False
 
 

@@ -1,9 +1,12 @@
 """The lock-order graph: edges "held A while acquiring B", incremental cycle detection, inversion reports.
 
-Only the slow path comes here: the primitives cache the held-stack context they last verified and skip
-this module while it repeats (counting those takes in ``lock._ctxn``, folded into the edges later by
-:func:`_flush_context`). New edges are inserted with the Pearce–Kelly dynamic topological order, so an
-edge that agrees with the order costs O(1) and one that does not costs only the affected region; an
+Only the slow path comes here, by key: the primitives cache the held-stack context they last verified
+and skip this module while it repeats, counting those takes (handed back with the next :func:`observe`,
+and read through :data:`cached_takes` for exact counts). This module never touches a primitive: it
+finds names in the registry (:func:`tracedthreading._stats.primitive`) and answers each observation
+with a verdict (the inversion to refuse, in ``on_inversion="raise"`` mode).
+
+New edges are inserted with the Pearce–Kelly dynamic topological order, so an edge that agrees with the order costs O(1) and one that does not costs only the affected region; an
 edge that would close a cycle is kept apart (``_back``) and never enters the ordered part.
 
 Reports. A new edge that closes cycles gives one report (one per closing edge, so one per distinct
@@ -21,7 +24,7 @@ import _thread
 import itertools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tracedthreading import _config, _events, _stats, _threads
@@ -84,36 +87,39 @@ _file_suppressions: tuple[str, ...] = ()
 context = ""  # set by the pytest plugin: the test that is running
 
 
-def observe(lock: Any, held: list[int], timed: bool, holding: bool = True) -> None:
-    """Record the edges held -> ``lock`` before (``holding=False``) or just after acquiring ``lock``.
+def observe(key: int, held: list[int], timed: bool, ctx: list[int] | None = None, ctxn: int = 0) -> Inversion | None:
+    """Record the edges "held -> ``key``" for an acquire of the lock ``key`` (before it blocks, or just
+    after it succeeded); returns the inversion the caller must refuse (``on_inversion="raise"``), else None.
 
-    ``holding`` means the raw lock is already ours but not yet registered as held: a LockOrderError
-    then releases it first, so the caller's state stays consistent.
+    ``held`` is the thread's held stack (keys above its last barrier count; ``key`` itself is skipped).
+    ``ctx``/``ctxn``: the context the lock cached before and how many takes were counted against it since
+    (their edges exist): they are added to those edges now. Reports are emitted here, once per cycle.
     """
     if not _CONFIG.order:
-        if holding and not timed:
-            lock._ctx = list(held)
-        return
+        return None
     if _lock._is_owned():
         # Re-entered from a __del__ the GC ran inside the tracer: the graph is mid-update. Dropping
-        # this one observation is safe (the context cache stays unset, so the next take records it).
-        return
+        # this one observation is safe (the caller's context cache stays unset: the next take records it).
+        return None
+    keys = _threads.visible(held)
     reports: list[tuple[str, Any]] = []
     with _lock:
         if _dead:
             _drain_dead()
-        node = _node(lock)
-        if holding and not timed:
-            _flush_context(lock, node)
-        if len(held) == 1:
-            nodes = [_node_for_key(held[0])]
+        node = _node_for_key(key)
+        if node is None:
+            return None  # not (or no longer) registered: nothing to name it by
+        if ctxn and ctx:
+            _flush_context(ctx, ctxn, node)
+        if len(keys) == 1:
+            nodes = [_node_for_key(keys[0])]
         else:
-            nodes = list(dict.fromkeys([_node_for_key(key) for key in held]))  # one edge per source node
+            nodes = list(dict.fromkeys([_node_for_key(k) for k in keys]))  # one edge per source node
         present = set(nodes)
         shrunk = False
         for src in nodes:
             if src == node or src is None:
-                continue  # a lock's own key (trylock then re-acquire, same class) or a vanished lock
+                continue  # the lock's own key (or class), or a vanished lock
             guards = frozenset(present.difference((src, node, None)))
             edge = _edge(src, node)
             if edge is None:
@@ -128,26 +134,32 @@ def observe(lock: Any, held: list[int], timed: bool, holding: bool = True) -> No
                     shrunk = True
         if shrunk and _pending:
             reports.extend(_recheck())
-        if holding and not timed:
-            lock._ctx = list(held)
-            lock._ctxn = 0
     if reports:
-        _publish(reports, lock if holding else None)
+        return _publish(reports)
+    return None
 
 
-def _publish(reports: list[tuple[str, Any]], holding_lock: Any) -> None:
-    error = None
+def flush(key: int, ctx: list[int] | None, ctxn: int) -> None:
+    """Add ``ctxn`` takes of lock ``key`` under its cached context ``ctx`` to those edges (the lock is
+    leaving that context for one that needs no observation: it holds nothing else now)."""
+    if not ctx or not ctxn or _lock._is_owned():
+        return
+    with _lock:
+        node = _node_for_key(key)
+        if node is not None:
+            _flush_context(ctx, ctxn, node)
+
+
+def _publish(reports: list[tuple[str, Any]]) -> Inversion | None:
+    refuse = None
     for kind, payload in reports:
         if kind == "inversion":
             _events.emit(_events.LOCK_ORDER_INVERSION, "error", _inversion_fields(payload))
-            if error is None and _CONFIG.on_inversion == "raise":
-                error = LockOrderError(payload)
+            if refuse is None and _CONFIG.on_inversion == "raise":
+                refuse = payload
         else:
             _events.emit(_events.LOCK_ORDER_SUPPRESSED, "debug", payload)
-    if error is not None:
-        if holding_lock is not None:
-            holding_lock._give_back()
-        raise error
+    return refuse  # type: ignore[no-any-return]
 
 
 def _inversion_fields(inversion: Inversion) -> dict[str, Any]:
@@ -174,42 +186,38 @@ def _inversion_fields(inversion: Inversion) -> dict[str, Any]:
 # -- nodes ------------------------------------------------------------------------------------------
 
 
-def _node(lock: Any) -> int:
-    """The graph node of ``lock``: its own key, or its creation site's in lock_class mode."""
-    key = lock._key
-    if key not in _names:
-        _names[key] = lock.name
-        _sites[key] = lock.site
-    if not _CONFIG.lock_class:
-        return key  # type: ignore[no-any-return]
-    node = _node_of.get(key)
-    if node is None:
-        site = lock.site
-        node = _class_keys.get(site)
-        if node is None:
-            node = _class_keys[site] = -key  # negative: never collides with a lock key
-            _names[node] = lock.name
-            _sites[node] = site
-        _node_of[key] = node
-    return node
+def _identity(key: int) -> tuple[str, str] | None:
+    """(name, site) of the live primitive ``key``, from the registry; None once it is gone."""
+    primitive = _stats.primitive(key)
+    if primitive is None:
+        return None
+    return primitive.trace_name, primitive.site
 
 
 def _node_for_key(key: int) -> int | None:
+    """The graph node of lock ``key``: the key itself, or its creation site's node in lock_class mode."""
     if not _CONFIG.lock_class:
         if key not in _names:
-            ref = _stats._live.get(key)
-            lock = ref() if ref is not None else None
-            if lock is None:
+            identity = _identity(key)
+            if identity is None:
                 return None
-            _names[key] = lock.name
-            _sites[key] = lock.site
+            _names[key], _sites[key] = identity
         return key
     node = _node_of.get(key)
     if node is not None:
         return node
-    ref = _stats._live.get(key)
-    lock = ref() if ref is not None else None
-    return None if lock is None else _node(lock)
+    identity = _identity(key)
+    if identity is None:
+        return None
+    name, site = identity
+    _names[key], _sites[key] = name, site
+    node = _class_keys.get(site)
+    if node is None:
+        node = _class_keys[site] = -key  # negative: never collides with a lock key
+        _names[node] = name
+        _sites[node] = site
+    _node_of[key] = node
+    return node
 
 
 def _edge(src: int, dst: int) -> _Edge | None:
@@ -221,23 +229,18 @@ def _edge(src: int, dst: int) -> _Edge | None:
     return _back.get((src, dst)) if _back else None
 
 
-def _flush_context(lock: Any, node: int) -> None:
-    """Add the takes counted against the lock's cached context to those edges."""
-    count = lock._ctxn
-    old = lock._ctx
-    if not count or not old:
-        return
-    for src in dict.fromkeys(_node_of.get(key, key) if _CONFIG.lock_class else key for key in old):
+def _flush_context(ctx: list[int], count: int, node: int) -> None:
+    """Add the ``count`` takes made under the cached context ``ctx`` to its edges into ``node``."""
+    for src in dict.fromkeys(_node_of.get(key, key) if _CONFIG.lock_class else key for key in ctx):
         edge = _edge(src, node)
         if edge is not None:
             edge.count += count
-    lock._ctxn = 0
 
 
 def _witness_stack() -> tuple[str, ...]:
     """The acquiring thread's stack, cached per call site (a full walk costs microseconds)."""
     frame = sys._getframe(1)
-    while frame is not None and _threads._is_internal(frame.f_code.co_filename):
+    while frame is not None and _threads.is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return ()
@@ -493,35 +496,39 @@ def _suppressed_by(cycle: list[_Edge]) -> str | None:
     return None
 
 
-def _pending_takes(edge: _Edge) -> int:
+#: Returns ``(key, ctx, ctxn)`` of every live lock with takes counted against its cached context and not
+#: yet added to the graph (set by the lock core, which owns those caches).
+cached_takes: Callable[[], Iterable[tuple[int, list[int], int]]] = tuple
+#: Told when cached contexts must be dropped: a key (contexts holding it) or None (all of them).
+invalidate_contexts: Callable[[int | None], None] = lambda key: None
+
+
+def _pending_takes(edge: _Edge, cached: list[tuple[int, list[int], int]]) -> int:
     """Takes of ``edge`` counted by context caches (of the destination lock, or its class) not yet flushed."""
-    if _CONFIG.lock_class:
-        keys = [key for key, node in _node_of.items() if node == edge.dst]
-    else:
-        keys = [edge.dst]
     total = 0
-    for key in keys:
-        ref = _stats._live.get(key)
-        lock = ref() if ref is not None else None
-        if lock is None:
+    for key, ctx, ctxn in cached:
+        node = _node_of.get(key, key) if _CONFIG.lock_class else key
+        if node != edge.dst:
             continue
-        ctx = lock._ctx
-        if ctx and any((_node_of.get(k, k) if _CONFIG.lock_class else k) == edge.src for k in ctx):
-            total += int(lock._ctxn)
+        if any((_node_of.get(k, k) if _CONFIG.lock_class else k) == edge.src for k in ctx):
+            total += ctxn
     return total
 
 
-def _order_edge(edge: _Edge) -> OrderEdge:
+def _order_edge(edge: _Edge, cached: list[tuple[int, list[int], int]] | None = None) -> OrderEdge:
     """The public value of an internal edge (names resolved, deferred takes counted)."""
+    if cached is None:
+        cached = [entry for entry in cached_takes() if entry[2]]
     return OrderEdge(
         src=_names.get(edge.src, str(edge.src)), dst=_names.get(edge.dst, str(edge.dst)),
-        count=edge.count + _pending_takes(edge), thread=edge.thread, thread_id=edge.thread_id, stack=edge.stack,
+        count=edge.count + _pending_takes(edge, cached), thread=edge.thread, thread_id=edge.thread_id, stack=edge.stack,
         timed=edge.timed, guards=tuple(sorted(_names.get(g, str(g)) for g in edge.guards)), context=edge.context,
     )
 
 
 def _make_inversion(cycle: list[_Edge]) -> Inversion:
-    edges = [_order_edge(edge) for edge in cycle]
+    cached = [entry for entry in cached_takes() if entry[2]]
+    edges = [_order_edge(edge, cached) for edge in cycle]
     locks = tuple(e.src for e in edges)
     return Inversion(
         locks=locks, edges=tuple(edges), hint=_hint(edges), timed=any(e.timed for e in edges), context=context,
@@ -588,10 +595,9 @@ def _remove_node(node: int) -> bool:
     return True
 
 
-def forget(lock: Any) -> None:
-    """Drop everything the order graph knows about ``lock`` (its edges, reports, pending gated cycles)."""
+def forget(key: int) -> None:
+    """Drop everything the order graph knows about lock ``key`` (its edges, reports, pending gated cycles)."""
     with _lock:
-        key = lock._key
         node = _node_of.get(key, key) if _CONFIG.lock_class else key
         if _remove_node(node) and _back:
             _settle_back()
@@ -603,13 +609,7 @@ def forget(lock: Any) -> None:
                 del _node_of[other]
         _names.pop(key, None)
         _sites.pop(key, None)
-    lock._ctx = None
-    # Locks whose cached context includes this one must observe again (to re-create forgotten edges);
-    # an impossible key appended keeps the cached takes of their other edges flushable.
-    for primitive in _stats.live():
-        ctx = getattr(primitive, "_ctx", None)
-        if ctx and key in ctx:
-            primitive._ctx = [*ctx, 0]
+    invalidate_contexts(key)  # locks whose cached context holds it must observe again
 
 
 def inversions() -> tuple[Inversion, ...]:
@@ -625,7 +625,8 @@ def edges(limit: int | None = None) -> tuple[OrderEdge, ...]:
             _drain_dead()
         internal = [edge for succ in _succ.values() for edge in succ.values()]
         internal.extend(_back.values())
-        found = [_order_edge(edge) for edge in internal]
+        cached = [entry for entry in cached_takes() if entry[2]]
+        found = [_order_edge(edge, cached) for edge in internal]
     found.sort(key=lambda e: (-e.count, e.src, e.dst))
     return tuple(found if limit is None else found[:limit])
 
@@ -664,10 +665,7 @@ def reset() -> None:
         _inversions.clear()
         _dead.clear()
         _stack_cache.clear()
-    for primitive in _stats.live():
-        if hasattr(primitive, "_ctx"):
-            primitive._ctx = None
-            primitive._ctxn = 0
+    invalidate_contexts(None)
 
 
 def load_suppressions(path: str) -> tuple[str, ...]:

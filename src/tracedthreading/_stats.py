@@ -1,21 +1,38 @@
 """Per-lock statistics: the registry of live primitives, folding of dead ones, log-scaled histograms.
 
-Counters live in each primitive's own slots and are only written while that primitive is held (or
-under :data:`lock` for the rare paths that are not), so they are exact without a lock on the hot path.
-Durations are kept as integer nanoseconds and converted to float seconds in the snapshot. A primitive
-that dies hands its counters to :func:`retire`, which queues them; :func:`drain` folds the queue into
-per-name aggregates, so memory is bounded by the number of names, not of instances ever created.
+Counters live in each primitive (slots, or the C struct) and are only written while that primitive is
+held (or under :data:`lock` for the rare paths that are not), so they are exact without a lock on the
+hot path. This module never reads them: the registry maps a key to a weak reference, and a live
+primitive answers the tracer protocol (``_tt_counters()``, ``_tt_reset()``, ``_tt_owner()``) for
+itself. Durations in :class:`Counters` are integer nanoseconds, converted to float seconds in the
+snapshot. A primitive that dies hands its counters to :func:`retire` or :func:`retire_lock`, which
+queue them; :func:`drain` folds the queue into per-name aggregates, so memory is bounded by the number
+of names, not of instances ever created.
 """
 
 from __future__ import annotations
 
 import _thread
+import itertools
 import os
 import weakref
 from operator import add as _add
 from typing import Any
 
-__all__ = ["HIST_BUCKETS", "Counters", "NameStats", "drain", "live", "name_stats", "retire", "retire_lock"]
+from tracedthreading._cext import speedups as _speedups
+
+__all__ = [
+    "HIST_BUCKETS",
+    "Counters",
+    "NameStats",
+    "drain",
+    "live",
+    "name_stats",
+    "next_key",
+    "primitive",
+    "retire",
+    "retire_lock",
+]
 
 #: Histogram bucket ``i`` counts durations ``d`` (in ns) with ``d.bit_length() == i``: [2**(i-1), 2**i).
 HIST_BUCKETS = 64
@@ -31,6 +48,8 @@ _instances: dict[tuple[str, str], int] = {}
 # What Lock/RLock share per name (explicit name, or creation site) and kind: see NameStats.
 _name_stats: dict[tuple[str | None, str | None, int, str], NameStats] = {}
 _DRAIN_AT = 4096
+#: A new key for a primitive (keys start at 1; one counter for the C and the pure-Python primitives).
+next_key = _speedups.next_key if _speedups is not None else itertools.count(1).__next__
 
 
 class Counters:
@@ -184,9 +203,9 @@ def percentile(hist: list[int] | None, fraction: float) -> float:
 
 
 def retire_lock(record: tuple[Any, ...]) -> None:
-    """Queue a dead, used Lock/RLock as a plain tuple (``__del__``: no allocation beyond it).
+    """Queue a dead, used Lock/RLock as a plain tuple (called as it dies: no allocation beyond it).
 
-    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total in seconds, rare,
+    ``record`` is (key, name, module, line, kind, held, completed holds, hold_total in ns, rare,
     reentries); the maximum and histogram are kept per name (:class:`NameStats`).
     """
     _dead_locks.append(record)
@@ -205,7 +224,7 @@ def _fold_lock(record: tuple[Any, ...]) -> None:
         folded.add(rare)
     folded.acquisitions += completed + held
     folded.reentries += reentries
-    folded.hold_total += int(hold_total * 1e9)
+    folded.hold_total += int(hold_total)
     _instances[ident] = _instances.get(ident, 0) + 1
 
 
@@ -245,6 +264,12 @@ def drain() -> None:
         _drain_locked()
 
 
+def primitive(key: int) -> Any:
+    """The live primitive registered under ``key``, or None once it is gone (or was never registered)."""
+    ref = _live.get(key)
+    return None if ref is None else ref()
+
+
 def live() -> list[Any]:
     """Every live traced primitive (strong references: the caller drops them soon)."""
     refs = list(_live.values())
@@ -267,10 +292,12 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
             if folded is not None:
                 total.add(folded)
             merged[ident] = (total, _instances.get(ident, 0))
-    for primitive in live():
+    for alive in live():
         try:
-            counters = primitive._counters()
+            counters = alive._tt_counters()
         except Exception:  # noqa: BLE001 - a primitive being torn down
+            continue
+        if counters is None:  # registered, nothing recorded yet
             continue
         ident = (counters.name, counters.kind)
         entry = merged.get(ident)
@@ -298,9 +325,9 @@ def reset() -> None:
         _instances.clear()
         for shared in _name_stats.values():
             shared.clear()
-    for primitive in live():
+    for alive in live():
         try:
-            primitive._reset_counters()
+            alive._tt_reset()
         except Exception:  # noqa: BLE001
             continue
 

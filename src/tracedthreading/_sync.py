@@ -14,13 +14,15 @@ import weakref
 from time import perf_counter_ns as _clock
 from typing import Any, Callable, Iterable, Mapping
 
-from tracedthreading import _config, _events, _lockorder, _primitives, _stats, _threads
-from tracedthreading._primitives import RLock, _Traced, lock_fields
+from tracedthreading import _config, _events, _lockorder, _primitives, _stats, _threads, _trace
+from tracedthreading._lockcore import lock_fields
+from tracedthreading._primitives import _Traced
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Thread", "Timer"]
 
 _CONFIG = _config.CONFIG
-_rlock_with_identity = RLock._with_identity
+_rlock_with_identity = _primitives.rlock_with_identity
+_get_ident = _thread.get_ident
 _std_condition_init = _std.Condition.__init__
 _serial_lock = _thread.RLock()
 _blocking_sites: set[tuple[str, str]] = set()
@@ -66,19 +68,22 @@ class _Measured(_Traced):
         """This primitive's counters, created (and registered) on first use; call with ``_stats.lock`` held."""
         c = self._c
         if c is None:
-            self._key = key = next(_primitives._serial)
+            self._key = key = _stats.next_key()
             c = self._c = _stats.Counters(self.trace_name, self._kind)
             _stats._live[key] = _Entry(self, c, key)
         return c
 
-    def _counters(self) -> _stats.Counters:
+    def _tt_counters(self) -> _stats.Counters:
         counters = _stats.Counters(self.trace_name, self._kind)
         with _stats.lock:
             if self._c is not None:
                 counters.add(self._c)
         return counters
 
-    def _reset_counters(self) -> None:
+    def _tt_owner(self) -> int | None:
+        return None  # not an ownership lock: never part of a wait-for chain
+
+    def _tt_reset(self) -> None:
         with _stats.lock:
             c = self._c
             if c is not None:  # zeroed in place (its registry entry folds it when this dies)
@@ -100,6 +105,11 @@ class _Measured(_Traced):
                     c.wait_max = waited
                 c.wait_hist = _stats.record(c.wait_hist, waited)
 
+    def _trace_wait(self, start: int, end: int, timed_out: bool) -> None:
+        """Put one wait on the timeline, while a trace is recorded."""
+        if _trace.active:
+            _trace.record(_trace.WAIT, self.trace_name, self._kind, _get_ident(), start, end, timed_out)
+
     def _emit(self, event: str, level: str, **extra: Any) -> None:
         fields = lock_fields(self)
         fields.update(extra)
@@ -114,7 +124,7 @@ def check_held_while_blocking(call: str, exempt: int | None = None) -> None:
     held = getattr(_threads.tls, "held", None)
     if not held:
         return
-    keys = [key for key in held if key != exempt]
+    keys = [key for key in _threads.holding(held) if key != exempt]
     if not keys:
         return
     stack = _threads.caller_stack(_CONFIG.stack_depth, 3)
@@ -166,8 +176,17 @@ class Condition(_Measured, _std.Condition):
         check_held_while_blocking("Condition.wait", getattr(self._lock, "_key", None))
         start = _clock()
         notified = super().wait(timeout)
-        waited = _clock() - start
+        end = _clock()
+        waited = end - start
         self._record(waited, ok=notified)
+        if _trace.active:
+            # The slice runs from the release of the lock to its re-acquire, inside this call: the
+            # thread's slices then nest (hold | wait | hold) on the timeline.
+            released = _trace.last_hold_end(_get_ident())
+            acquired = int(getattr(self._lock, "_t0", 0) * 1e9)  # type: ignore[attr-defined]
+            if start <= released <= acquired <= end:
+                start, end = released, acquired
+            self._trace_wait(start, end, not notified)
         if not notified and not getattr(_nested, "active", False):
             self._emit(_events.CONDITION_TIMEOUT, "info", wait=waited / 1e9, timeout=timeout)
         return notified
@@ -215,8 +234,10 @@ class Semaphore(_Measured, _std.Semaphore):
             return False
         start = _clock()
         got = _std.Semaphore.acquire(self, True, timeout)
-        waited = _clock() - start
+        end = _clock()
+        waited = end - start
         self._record(waited, ok=got)
+        self._trace_wait(start, end, not got)
         if got and _CONFIG.order_semaphores:
             self._order_push()
         threshold = _CONFIG.contended_threshold
@@ -240,11 +261,10 @@ class Semaphore(_Measured, _std.Semaphore):
         Without ``observe`` (a non-blocking try) it only goes on the held stack, as a Lock's try does."""
         held = _threads.current()
         if held and observe:
-            try:
-                _lockorder.observe(self, held, False, holding=False)
-            except _lockorder.LockOrderError:
+            inversion = _lockorder.observe(self._key, held, False)
+            if inversion is not None:
                 _std.Semaphore.release(self)  # raise mode: leave the semaphore as it was
-                raise
+                raise _lockorder.LockOrderError(inversion)
         held.append(self._key)
 
     def _order_pop(self, n: int) -> None:
@@ -263,9 +283,6 @@ class Semaphore(_Measured, _std.Semaphore):
     def __repr__(self) -> str:
         return f"{self._repr_at()}: value={self._value}>"  # type: ignore[attr-defined]
 
-    # Semaphores are not ownership locks; the order graph reads these when order_semaphores is on.
-    _ctx = None
-    _ctxn = 0
 
 
 def _remove_last(held: list[int], key: int) -> None:
@@ -301,8 +318,10 @@ class Event(_Measured, _std.Event):
         check_held_while_blocking("Event.wait")
         start = _clock()
         flag = super().wait(timeout)
-        waited = _clock() - start
+        end = _clock()
+        waited = end - start
         self._record(waited, ok=flag)
+        self._trace_wait(start, end, not flag)
         if not flag:
             self._emit(_events.EVENT_TIMEOUT, "info", wait=waited / 1e9, timeout=timeout)
         return flag
@@ -330,11 +349,15 @@ class Barrier(_Measured, _std.Barrier):
         try:
             index = super().wait(timeout)
         except _std.BrokenBarrierError:
-            waited = _clock() - start
+            end = _clock()
+            waited = end - start
             self._record(waited, ok=False, broken=True)
+            self._trace_wait(start, end, True)
             self._emit(_events.BARRIER_BROKEN, "warning", wait=waited / 1e9, parties=self.parties)
             raise
-        self._record(_clock() - start)
+        end = _clock()
+        self._record(end - start)
+        self._trace_wait(start, end, False)
         return index
 
     def __repr__(self) -> str:

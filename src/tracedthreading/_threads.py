@@ -1,15 +1,15 @@
 """Per-thread tracer state: the stack of held traced locks, and what the thread is blocked on.
 
-Each thread's held stack is a plain ``list`` of lock keys, outermost first (pushing and popping cost one
-C call), and locks point at their holder's stack (``lock._holder``). The rest of what the tracer knows of
-a thread (its id, its name, the primitive it is blocked on) is its :class:`Held` record, found from the
-stack with :func:`record_of`: only slow paths need it.
+Each thread has one held stack for its whole life: a plain ``list`` of lock keys, outermost first
+(pushing and popping cost one C call). The pure-Python locks find it in :data:`tls`, the C locks in the
+thread state's dict; both hold the same list, made by :func:`current`. A lock remembers its holder's
+stack, so "does this thread hold it" is an identity test. The rest of what the tracer knows of a thread
+(its id, its name, the lock it is blocked on) is its :class:`Held` record, found from the stack with
+:func:`record_of`: only slow paths need it.
 
-Why not a list subclass carrying those fields: an empty list that grows to one item and back
-reallocates its storage both ways, a tenth of an uncontended ``with``. On CPython 3.10 and 3.11 a list
-made by ``[0]`` has room for exactly one item and keeps it when popped empty; only the list literal
-makes one, so the stack is a plain list. (3.12+ frees the storage of any list popped empty, so there
-the stack reallocates like any list, and :func:`renew_if_shrunk` never finds one to renew.)
+While tracedthreading logs, the thread's stack carries :data:`BARRIER` on top (:func:`enter_logging`):
+locks taken by logging handlers then form no lock-order edges with the locks the program holds, and a
+handler that would wait for a lock this same thread holds below the barrier is detected.
 """
 
 from __future__ import annotations
@@ -19,75 +19,47 @@ import os
 import sys
 import threading as _std
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Held", "Stack", "current", "ident_of", "record_of", "renew_if_shrunk", "thread_name"]
+__all__ = [
+    "BARRIER",
+    "Held",
+    "Stack",
+    "all_held",
+    "current",
+    "enter_logging",
+    "ident_of",
+    "leave_logging",
+    "record_of",
+    "thread_name",
+    "visible",
+]
 
 Stack = list  # a thread's held lock keys, outermost first (see the module docstring)
+
+#: Pushed on a thread's held stack while tracedthreading logs; keys below it are not "held" for the
+#: lock-order graph. Lock keys start at 1, so 0 is never a key.
+BARRIER = 0
 
 
 class Held:
     """What the tracer knows of one thread: its id and name, its held stack, what it is blocked on."""
 
     # Invariant on ``stack``: only the owning thread appends; any thread may remove a key it releases
-    # (Lock allows release by another thread), which list operations do atomically under the GIL.
+    # (Lock allows release by another thread), with one list call, atomic under the GIL.
     __slots__ = ("__weakref__", "ident", "name", "stack", "waiting")
 
     def __init__(self, ident: int, stack: list[int]) -> None:
         self.ident = ident
         self.name = ""  # the thread's name when first seen: outlives threading's registry entry
         self.stack = stack
-        self.waiting: Any = None  # the traced primitive this thread is blocked on, if any
+        self.waiting: int | None = None  # the key of the traced primitive this thread is blocked on
 
     def __repr__(self) -> str:
         return f"<Held thread={self.ident} keys={list(self.stack)!r}>"
 
 
-def new_stack() -> list[int]:
-    """An empty held stack that pushes and pops one key without reallocating (see the docstring)."""
-    stack = [0]
-    stack.pop()
-    return stack
-
-
-def renew_if_shrunk(stack: list[int]) -> None:
-    """Give the calling thread a fresh stack if ``stack`` is its current one, empty, and has lost its
-    room for one key (a stack that grew past one key and shrank back reallocates down to nothing).
-
-    Called now and then on a release (with a hold sample, from ``_sample`` inside ``release`` or
-    ``__exit__``): only an empty stack is swapped, and no lock points at an empty stack; a stack put
-    aside while tracedthreading logs is left alone. Nor is the stack swapped while any tracedthreading
-    call is in progress further down this thread (an acquire or a wait interrupted by a signal handler
-    or by a ``__del__`` that is doing this release): it holds the stack in a local and will push on it.
-    """
-    if stack or sys.getsizeof(stack) == _EMPTY_SIZE:
-        return
-    record = _records.get(id(stack))
-    if record is None or record.stack is not stack or getattr(tls, "held", None) is not stack:
-        return
-    try:
-        frame = sys._getframe(3)  # the caller of release/__exit__ (this, _sample, release are above it)
-    except ValueError:  # called from shallower code (tests): nothing below it
-        frame = None
-    while frame is not None:
-        if frame.f_code.co_filename in _STACK_HOLDERS:
-            return
-        frame = frame.f_back
-    fresh = new_stack()
-    record.stack = fresh
-    _records[id(fresh)] = record
-    tls.held = fresh
-    _records.pop(id(stack), None)
-
-
-_EMPTY_SIZE = sys.getsizeof(new_stack())
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# The modules whose functions keep a thread's held stack in a local while they run.
-_STACK_HOLDERS = frozenset(
-    os.path.join(_PACKAGE_DIR, name)
-    for name in ("_deadlock.py", "_events.py", "_lockorder.py", "_primitives.py", "_sync.py", "_threads.py",
-                 "_trace.py")
-)
 tls = _thread._local()
 # Every live thread's record, for deadlock reports and fork handling (weak: a finished thread's goes).
 _all: weakref.WeakValueDictionary[int, Held] = weakref.WeakValueDictionary()
@@ -95,6 +67,8 @@ _all_lock = _thread.RLock()
 # Record of each registered stack, by id(stack). A record holds its stack, so an id is never reused
 # while its entry exists; entries go when their thread ends with nothing held (see _ExitWatch).
 _records: dict[int, Held] = {}
+#: Called with the record of a thread that ends while holding traced locks (set by the lock core).
+on_died_holding: Callable[[Held, list[int]], None] | None = None
 
 
 def current() -> list[int]:
@@ -103,6 +77,19 @@ def current() -> list[int]:
         return tls.held  # type: ignore[no-any-return]
     except AttributeError:
         return _new()
+
+
+def _new() -> list[int]:
+    ident = _thread.get_ident()
+    stack: list[int] = []
+    record = Held(ident, stack)
+    record.name = thread_name(ident)
+    _records[id(stack)] = record
+    tls.held = stack
+    tls.exit_watch = _ExitWatch(record)
+    with _all_lock:
+        _all[ident] = record
+    return stack
 
 
 def record_of(stack: list[int] | None) -> Held | None:
@@ -116,22 +103,49 @@ def ident_of(stack: list[int] | None) -> int | None:
     return None if record is None else record.ident
 
 
-def _registered(ident: int) -> Held:
-    """A new record, with a new empty stack, for thread ``ident``; registered under its stack."""
-    record = Held(ident, new_stack())
-    record.name = thread_name(ident)
-    _records[id(record.stack)] = record
-    return record
+def visible(stack: list[int]) -> list[int]:
+    """The keys of ``stack`` the lock-order graph sees: those above its last :data:`BARRIER`."""
+    keys = list(stack)  # one C call: a snapshot even if another thread removes a key meanwhile
+    if BARRIER in keys:
+        keys = keys[len(keys) - keys[::-1].index(BARRIER):]
+    return keys
 
 
-def _new() -> list[int]:
-    ident = _thread.get_ident()
-    record = _registered(ident)
-    stack = tls.held = record.stack
-    tls.exit_watch = _ExitWatch(record)
-    with _all_lock:
-        _all[ident] = record
-    return stack
+def holding(stack: list[int]) -> list[int]:
+    """Every key held on ``stack``, barriers left out (what a report says the thread holds)."""
+    return [key for key in list(stack) if key != BARRIER]
+
+
+def enter_logging() -> tuple[list[int], int | None]:
+    """Put a :data:`BARRIER` on the calling thread's stack (tracedthreading is about to log). A thread
+    that logs is not blocked on anything (an event may be emitted just before a wait): the lock it is
+    about to wait for is hidden until :func:`leave_logging`. Returns what ``leave_logging`` needs."""
+    stack = current()
+    stack.append(BARRIER)
+    record = _records.get(id(stack))
+    waiting = None
+    if record is not None:
+        waiting, record.waiting = record.waiting, None
+    return stack, waiting
+
+
+def leave_logging(saved: tuple[list[int], int | None]) -> None:
+    """Undo :func:`enter_logging`: its barrier off the stack (the topmost one), the wait shown again."""
+    stack, waiting = saved
+    if waiting is not None:
+        record = _records.get(id(stack))
+        if record is not None:
+            record.waiting = waiting
+    if stack and stack[-1] == BARRIER:
+        stack.pop()
+        return
+    keys = list(stack)
+    if BARRIER in keys:  # a handler left a lock held (or released one of ours): remove ours anyway
+        index = len(keys) - 1 - keys[::-1].index(BARRIER)
+        try:
+            del stack[index]
+        except IndexError:
+            pass
 
 
 class _ExitWatch:
@@ -147,32 +161,15 @@ class _ExitWatch:
     def __del__(self) -> None:
         record = self.record
         stack = record.stack
-        if not stack:
-            try:
-                _records.pop(id(stack), None)  # no lock points at an empty stack
-            except Exception:  # noqa: BLE001 - interpreter shutdown (module globals cleared)
-                pass
-            return
-        if _thread.get_ident() != record.ident:
-            return
         try:
-            from tracedthreading import _events
-
-            names = [_name_of_key(key) for key in list(stack)]
-            _events.emit(_events.THREAD_DIED_HOLDING, "error", {
-                "lock": names[-1], "kind": "lock", "thread": thread_name(record.ident),
-                "thread_id": record.ident, "held": names,
-            })
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+            keys = holding(stack)
+            if not keys:
+                _records.pop(id(stack), None)  # no lock points at a stack that holds nothing
+                return
+            if _thread.get_ident() == record.ident and on_died_holding is not None:
+                on_died_holding(record, keys)
+        except Exception:  # noqa: BLE001 - interpreter shutdown (module globals cleared)
             pass
-
-
-def _name_of_key(key: int) -> str:
-    from tracedthreading import _stats
-
-    ref = _stats._live.get(key)
-    lock = ref() if ref is not None else None
-    return lock.trace_name if lock is not None else f"<dead lock {key}>"
 
 
 def all_held() -> dict[int, Held]:
@@ -181,25 +178,10 @@ def all_held() -> dict[int, Held]:
         return dict(_all.items())
 
 
-def suspend() -> list[int] | None:
-    """Give the calling thread an empty held stack (while logging); returns what :func:`resume` restores."""
-    saved = getattr(tls, "held", None)
-    tls.held = _registered(_thread.get_ident()).stack
-    return saved
-
-
-def resume(saved: list[int] | None) -> None:
-    """Restore the held stack that :func:`suspend` put aside."""
-    temporary = getattr(tls, "held", None)
-    if temporary is not None and not temporary:
-        _records.pop(id(temporary), None)  # (a lock still held on it keeps its record, and the stack)
-    if saved is None:
-        try:
-            del tls.held
-        except AttributeError:
-            pass
-    else:
-        tls.held = saved
+def record_of_thread(ident: int) -> Held | None:
+    """The record of live thread ``ident``, if it ever used a traced lock (no lock taken: a weak
+    dictionary's ``get`` is safe beside writers under the GIL)."""
+    return _all.get(ident)
 
 
 def thread_name(ident: int) -> str:
@@ -229,7 +211,7 @@ def format_frames(frame: Any, depth: int) -> list[str]:
     lines: list[str] = []
     while frame is not None and len(lines) < depth:
         code = frame.f_code
-        if not _is_internal(code.co_filename):
+        if not is_internal(code.co_filename):
             lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
         frame = frame.f_back
     lines.reverse()
@@ -241,10 +223,11 @@ def caller_stack(depth: int, skip: int = 1) -> list[str]:
     return format_frames(sys._getframe(skip), depth)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _THREADING_FILE = os.path.abspath(_std.__file__)
 
 
-def _is_internal(filename: str) -> bool:
+def is_internal(filename: str) -> bool:
     """tracedthreading's own frames and threading.py's (thread bootstrap) are left out of stacks."""
     return filename.startswith(_PACKAGE_DIR) or filename == _THREADING_FILE
 

@@ -42,8 +42,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import tracedthreading
-from tracedthreading import _events
+from tracedthreading import _events, _factories, _primitives
 
 __all__ = ["is_patched", "patch", "patched", "unpatch"]
 
@@ -59,6 +58,11 @@ _ALIASES: dict[int, tuple[str, Any]] = {
     id(_thread.RLock): ("RLock", _thread.RLock),
 }
 _SKIP_MODULES = ("_thread", "threading", "tracedthreading", "wrapt")
+# The traced classes of both hot-path implementations, for isinstance() against a patched 3.13 Lock.
+_TRACED_CLASSES: dict[str, tuple[type, ...]] = {
+    "Lock": tuple(cls for cls in (_primitives.PyLock, _primitives.CLock) if cls is not None),
+    "RLock": tuple(cls for cls in (_primitives.PyRLock, _primitives.CRLock) if cls is not None),
+}
 
 _getframe = sys._getframe
 _lock = _thread.allocate_lock()  # raw: guards the patch state below
@@ -69,10 +73,6 @@ _IMPORTING = _events.importing_threads
 _applied: list[tuple[types.ModuleType, str, Any]] = []
 
 
-def _traced_class(name: str) -> type | None:
-    from tracedthreading import _TRACED
-
-    return _TRACED.get(name)  # type: ignore[no-any-return]
 
 
 def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -88,7 +88,7 @@ def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwarg
                 _site_names.clear()
             site_name = _site_names[site] = "%s:%d" % site
         kwargs["name"] = site_name
-    return _namespace[name](*args, **kwargs)
+    return _current[name](*args, **kwargs)
 
 
 # ``module:line`` names of creation sites, shared: a Future made 50,000 times at one line gets one
@@ -140,9 +140,8 @@ def _factory_class(wrapt: Any) -> type:
             original = self.__wrapped__
             if not isinstance(original, type) or issubclass(cls, original):
                 return issubclass(cls, original)
-            traced = _traced_class(self._self_name)
-            # The traced RLock subclasses the traced Lock; the stdlib's RLock is no Lock, so neither is ours.
-            return traced is not None and (cls is traced if self._self_name == "Lock" else issubclass(cls, traced))
+            # Either implementation of the traced class (and its subclasses); an RLock is no Lock.
+            return issubclass(cls, _TRACED_CLASSES.get(self._self_name, ()))
 
     _Factory.__qualname__ = "_Factory"
     return _Factory
@@ -209,7 +208,7 @@ def _original_of(factory: Any) -> Any:
     return factory._tt_original if isinstance(factory, _FactoryClass) else factory.__wrapped__
 
 
-_namespace = tracedthreading.__dict__  # the package is partly initialised here: read at call time only
+_current = _factories.current  # filled by the package once it is initialised: read at call time only
 # Filled by _make_all() on the first patch(): stand-in by id of its original, original by id of its
 # stand-in, stand-in by its own id.
 _FACTORIES: dict[int, Any] = {}

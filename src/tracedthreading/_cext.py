@@ -1,0 +1,34 @@
+"""Which implementation runs the lock hot path: the C extension ``_speedups``, or the pure-Python one.
+
+The C extension is optional (built by ``pip install`` when a compiler is there, as wrapt's is). It is
+used unless it is missing or ``TRACEDTHREADING_PURE_PYTHON`` is set to a true value (1, true, yes, on);
+the pure-Python path is then the whole library, and the reference both are tested against.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+__all__ = ["describe", "speedups"]
+
+_FORCED = os.environ.get("TRACEDTHREADING_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on")
+
+speedups: ModuleType | None
+_why: str
+if _FORCED:
+    speedups, _why = None, "TRACEDTHREADING_PURE_PYTHON is set"
+else:
+    try:
+        from tracedthreading import _speedups as speedups
+    except ImportError as exc:  # not built (no compiler at install time), or built for another Python
+        speedups, _why = None, f"the C extension is not available ({exc})"
+    else:
+        _why = ""
+
+
+def describe() -> str:
+    """One line saying which hot path this process uses, and why when it is the slower one."""
+    if speedups is not None:
+        return "lock hot path: C extension (tracedthreading._speedups)"
+    return f"lock hot path: pure Python ({_why})"
