@@ -39,12 +39,17 @@ def owner_of(key: int) -> int | None:
         return None
 
 
-def check(key: int, me: int) -> DeadlockReport | None:
-    """Thread ``me`` is about to block on lock ``key``: report (once) and return a deadlock it closes.
+def check(key: int, me: int, holder: int | None = None) -> DeadlockReport | None:
+    """Thread ``me`` is about to block on lock ``key`` (held by thread ``holder``, when the caller knows):
+    report (once) and return a deadlock it closes.
 
     Follows lock -> holder -> awaited lock ...; a chain that comes back to ``me`` is a deadlock. A chain
     through a thread waiting on itself, or a cycle of other threads, is not ours to report.
     """
+    if holder is not None:  # the common case, answered at once: the holder is not waiting for a lock
+        record = _threads.record_of_thread(holder)
+        if record is None or record.waiting is None:
+            return None
     chain: list[tuple[int, int]] = [(me, key)]
     seen = {me}
     current = key

@@ -38,7 +38,13 @@ _TRACING = -1.0  # a lock's cap while the timeline is recorded: below any hold, 
 _ref = _stats.weakref.ref
 _get_ident = _thread.get_ident
 _held_long_s = _NEVER  # held_long_threshold in seconds, refreshed by refresh_caps()
+_records = _threads._records
+_thread_name = _threads.thread_name
+_stats_lock = _stats.lock
 LockOrderError = _lockorder.LockOrderError
+#: Seconds the C hot path waits on its own before a wait goes through :func:`begin_wait` (the wait-for
+#: graph, the waiting thread's record): most waits end sooner, and cost one call (:func:`short_wait`).
+SHORT_WAIT = 0.001
 
 
 # -- first use and caps -------------------------------------------------------------------------------
@@ -153,54 +159,59 @@ def invalidate_contexts(key: int | None) -> None:
 class Wait:
     """One blocked acquire, from :func:`begin_wait` to :func:`end_wait` (opaque to the hot paths)."""
 
-    __slots__ = ("deadline", "holder_id", "holder_name", "record", "start", "timeout")
+    __slots__ = ("deadline", "holder_id", "holder_name", "record", "start")
 
     def __init__(self, record: _threads.Held | None, holder_id: int | None, timeout: float) -> None:
         self.record = record
         self.holder_id = holder_id
         # Named now: the holder may have finished (and left threading's registry) by the time we get it.
-        self.holder_name = None if holder_id is None else _threads.thread_name(holder_id)
-        self.timeout = timeout
-        self.start = _clock_ns()
-        self.deadline = None if timeout < 0 else self.start + int(timeout * 1e9)
+        self.holder_name = None if holder_id is None else _thread_name(holder_id)
+        self.start = start = _clock_ns()
+        self.deadline = None if timeout < 0 else start + int(timeout * 1e9)
 
 
 def begin_wait(
     lock: Any, held: list[int], timeout: float, holder_id: int | None, mine: bool, refuse: bool = True,
+    start: int | None = None,
 ) -> tuple[Wait, float]:
     """The real lock is taken and this thread is about to wait for it (``timeout`` seconds, -1: for ever).
 
     Checks the order edges first (a LockOrderError, in raise mode and when ``refuse``, is raised before
-    blocking), then the wait-for graph; ``mine`` says the holder is this very thread (a self-wait).
-    Returns the wait and how long to wait first: the whole timeout, or ``wait_long_threshold`` after
-    which the caller calls :func:`wait_long`.
+    blocking), then the wait-for graph, starting from ``holder_id`` (the thread holding it, if known);
+    ``mine`` says the holder is this very thread (a self-wait). Returns the wait and how long to wait
+    first: the whole timeout, or ``wait_long_threshold`` after which the caller calls :func:`wait_long`.
+    ``start``: when the wait began (ns), if the caller already waited a little (the C path waits up to
+    ``SHORT_WAIT`` before it comes here; ``timeout`` is then what is left of it).
     """
     key = lock._key
     if mine and _events.is_emitting():
         # Inside tracedthreading's own logging, a handler waits for a lock this thread holds outside
         # it: that would never end. The event is dropped instead (emit catches this).
         raise _events.ReentrantLogging
-    if key is not None and _threads.visible(held):
+    if key is not None and held and _CONFIG.order:
         inversion = _lockorder.observe(key, held, timeout != -1)
         if inversion is not None and refuse:
             raise LockOrderError(inversion)
-    record = _threads.record_of(held)
+    record = _records.get(id(held))
     if record is not None:
         record.waiting = key
     try:
         if key is not None:
             if mine:
                 _deadlock.report_self_wait(key, lock.site)
-            else:
-                _deadlock.check(key, _get_ident())
+            elif holder_id is not None:
+                _deadlock.check(key, _get_ident(), holder_id)
         wait = Wait(record, holder_id, timeout)
+        if start is not None:
+            wait.start = start
     except BaseException:
         if record is not None:
             record.waiting = None
         raise
     slice_ = _CONFIG.wait_long_threshold
-    first = timeout if slice_ is None or (timeout != -1 and timeout <= slice_) else slice_
-    return wait, first
+    if slice_ is None or (timeout != -1 and timeout <= slice_):
+        return wait, timeout
+    return wait, slice_
 
 
 def wait_long(lock: Any, wait: Wait) -> float:
@@ -218,12 +229,21 @@ def wait_long(lock: Any, wait: Wait) -> float:
 def end_wait(lock: Any, wait: Wait, got: bool, taken_at: int | None = None) -> None:
     """A wait ended (``got``: with the lock, taken at ``taken_at`` ns, else it timed out): count it,
     report it past ``contended_threshold``, put it on the timeline."""
-    end = _clock_ns() if taken_at is None else taken_at
     if wait.record is not None:
         wait.record.waiting = None
-    waited = end - wait.start
-    holder_name = wait.holder_name
-    with _stats.lock:
+    _account(lock, wait.start, _clock_ns() if taken_at is None else taken_at, got, wait.holder_id, wait.holder_name)
+
+
+def short_wait(lock: Any, start: int, end: int, got: bool, holder_id: int | None) -> None:
+    """A wait the C hot path did alone (it ended within ``SHORT_WAIT``, or had a timeout that short):
+    only its accounting comes here. ``start``/``end`` in ns."""
+    _account(lock, start, end, got, holder_id, None if holder_id is None else _thread_name(holder_id))
+
+
+def _account(lock: Any, start: int, end: int, got: bool, holder_id: int | None, holder_name: str | None) -> None:
+    """Count one wait, report it past ``contended_threshold``, put it on the timeline."""
+    waited = end - start
+    with _stats_lock:
         rare = lock._rare
         if rare is None:
             rare = lock._rare = _stats.Counters(lock.trace_name, lock._kind)
@@ -233,18 +253,23 @@ def end_wait(lock: Any, wait: Wait, got: bool, taken_at: int | None = None) -> N
         rare.wait_total += waited
         if waited > rare.wait_max:
             rare.wait_max = waited
-        rare.wait_hist = _stats.record(rare.wait_hist, waited)
+        hist = rare.wait_hist
+        bucket = waited.bit_length() if waited > 0 else 0
+        if hist is not None and bucket < len(hist):
+            hist[bucket] += 1
+        else:
+            rare.wait_hist = _stats.record(hist, max(waited, 0))
         if holder_name is not None:
             blockers = rare.blockers
             if blockers is None:
                 blockers = rare.blockers = {}
             blockers[holder_name] = blockers.get(holder_name, 0) + 1
     if _trace.active:
-        _trace.record(_trace.WAIT, lock.trace_name, lock._kind, _get_ident(), wait.start, end, not got)
+        _trace.record(_trace.WAIT, lock.trace_name, lock._kind, _get_ident(), start, end, not got)
     threshold = _CONFIG.contended_threshold
     if threshold is not None and waited >= threshold * 1e9:
         fields = lock_fields(lock)
-        fields.update(wait=waited / 1e9, timed_out=not got, holder=holder_name, holder_id=wait.holder_id)
+        fields.update(wait=waited / 1e9, timed_out=not got, holder=holder_name, holder_id=holder_id)
         _events.emit(_events.LOCK_CONTENDED, "warning", fields)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tracedthreading import _cext, _pylock, _stats
+from tracedthreading import _cext, _lockcore, _pylock, _stats, _threads
 
 __all__ = ["Lock", "RLock"]
 
@@ -141,16 +141,19 @@ _presented(PyRLock, "RLock")
 CLock: type | None = None
 CRLock: type | None = None
 if _cext.speedups is not None:
+    _cext.speedups._setup(_lockcore, _threads.current, _stats.count_into)
 
     class CLock(_cext.speedups.Lock, _LockAPI):  # type: ignore[no-redef,name-defined]
         """A traced ``threading.Lock``: same behaviour, plus contention, hold-time and lock-order records."""
 
         __slots__ = ()
+        _kind = "lock"
 
     class CRLock(_cext.speedups.RLock, _LockAPI):  # type: ignore[no-redef,name-defined]
         """A traced ``threading.RLock``: re-entries are counted apart and never become order edges."""
 
         __slots__ = ()
+        _kind = "rlock"
 
     _presented(CLock, "Lock")
     _presented(CRLock, "RLock")

@@ -263,6 +263,8 @@ class Lock:
             if len(held) > 1:
                 self._ctxn += 1
             return
+        if not edges and self._ns is not None:
+            return  # a try: no edge into it, nothing to cache
         self._context_changed(held, timed, edges, refuse)
 
     def _took_waited(self, held: list[int], count: int) -> None:
@@ -378,7 +380,10 @@ class Lock:
 
     def __del__(self) -> None:
         # Only used locks were registered; their counters are folded into their name's record.
-        if self._ns is None:
+        try:
+            if self._ns is None:
+                return
+        except AttributeError:  # __init__ never ran (bad arguments): nothing to fold
             return
         try:
             holder = self._holder

@@ -64,6 +64,7 @@ tls = _thread._local()
 # Every live thread's record, for deadlock reports and fork handling (weak: a finished thread's goes).
 _all: weakref.WeakValueDictionary[int, Held] = weakref.WeakValueDictionary()
 _all_lock = _thread.RLock()
+_all_refs = _all.data  # ident -> weak reference to the record: read on every contended acquire
 # Record of each registered stack, by id(stack). A record holds its stack, so an id is never reused
 # while its entry exists; entries go when their thread ends with nothing held (see _ExitWatch).
 _records: dict[int, Held] = {}
@@ -179,19 +180,24 @@ def all_held() -> dict[int, Held]:
 
 
 def record_of_thread(ident: int) -> Held | None:
-    """The record of live thread ``ident``, if it ever used a traced lock (no lock taken: a weak
-    dictionary's ``get`` is safe beside writers under the GIL)."""
-    return _all.get(ident)
+    """The record of live thread ``ident``, if it ever used a traced lock (no lock taken: reading a weak
+    dictionary's entry is safe beside writers under the GIL)."""
+    ref = _all_refs.get(ident)
+    return None if ref is None else ref()
 
 
 def thread_name(ident: int) -> str:
     """The name of thread ``ident`` without creating a ``_DummyThread`` (which would take locks)."""
-    thread = _std._active.get(ident) or _std._limbo.get(ident)  # type: ignore[attr-defined]
+    thread = _active.get(ident) or _limbo.get(ident)
     if thread is not None:
-        try:
-            return str(thread.name)
-        except Exception:  # noqa: BLE001 - a half-built Thread
-            pass
+        name = getattr(thread, "_name", None)  # Thread.name without the property call
+        if name is None:
+            try:
+                name = thread.name
+            except Exception:  # noqa: BLE001 - a half-built Thread
+                name = None
+        if name is not None:
+            return str(name)
     if ident == _main_ident:
         return "MainThread"
     held = _all.get(ident)
@@ -233,6 +239,8 @@ def is_internal(filename: str) -> bool:
 
 
 _main_ident = _thread.get_ident()
+_active = _std._active  # type: ignore[attr-defined]
+_limbo = _std._limbo  # type: ignore[attr-defined]
 
 
 def _after_fork_in_child() -> None:

@@ -1,0 +1,1297 @@
+/* tracedthreading._speedups: the C hot path of tracedthreading's Lock and RLock.
+ *
+ * The same design as the pure-Python hot path (src/tracedthreading/_pylock.py, which documents it), in
+ * C so that each call is as atomic as the stdlib's: between taking the real lock and recording who took
+ * it, and between un-recording it and releasing the real lock, no Python code runs, so no signal
+ * handler, garbage-collector finalizer or thread switch can observe or break a half-done state.
+ *
+ * State. Each lock owns a real lock (PyThread_type_lock, what _thread.lock is made of); it alone decides
+ * whether the lock is held, and a thread waits for it the way _thread does (the GIL released, woken by
+ * signals, which run their handlers and then go on waiting). An RLock keeps its owner's thread id and its
+ * recursion count beside it, as _thread.RLock does.
+ *
+ * Bookkeeping. The calling thread's held stack (a list of lock keys, shared with the pure path: see
+ * tracedthreading._threads) is found in the thread state's dict. A take pushes the lock's key, reads the
+ * clock and compares the stack with the context the lock cached; a release pops the key, adds the hold to
+ * the lock's total and counts it into its name's histogram (every hold: no sampling here). Anything rare
+ * calls back into tracedthreading._lockcore, the slow paths both hot paths share, always with the lock's
+ * state consistent: a context not seen before (new_context), a wait (begin_wait, wait_long, end_wait), a
+ * hold past the lock's cap (past_cap). A callback that raises after a take undoes the take, so an acquire
+ * that raises has not acquired.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
+#include <stdint.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h>  /* 3.10: PyFrameObject's fields (f_globals) */
+#endif
+
+#if PY_VERSION_HEX < 0x030A0000
+#error "tracedthreading needs Python 3.10 or newer"
+#endif
+
+/* -- hooks into the Python side (set once by _setup) ------------------------------------------ */
+
+static PyObject *hook_current;      /* _threads.current(): the calling thread's held stack */
+static PyObject *hook_new_context;  /* _lockcore.new_context(lock, held, timed, edges) -> inversion|None */
+static PyObject *hook_begin_wait;   /* _lockcore.begin_wait(lock, held, timeout, holder_id, mine, refuse) */
+static PyObject *hook_wait_long;    /* _lockcore.wait_long(lock, wait) -> remaining seconds (-1: for ever) */
+static PyObject *hook_end_wait;     /* _lockcore.end_wait(lock, wait, got, taken_at_ns) */
+static PyObject *hook_short_wait;   /* _lockcore.short_wait(lock, start_ns, end_ns, got, holder_id) */
+static double short_wait_s = 0.001; /* _lockcore.SHORT_WAIT */
+static PyObject *hook_abort_wait;   /* _lockcore.abort_wait(wait) */
+static PyObject *hook_note_failure; /* _lockcore.note_failure(lock) */
+static PyObject *hook_past_cap;     /* _lockcore.past_cap(lock, hold_s, start_s, owner_id) */
+static PyObject *hook_grow;         /* _stats.count_into(hist, ns, weight) */
+static PyObject *hook_retire;       /* _lockcore.retire(record) */
+static PyObject *lock_order_error;  /* _lockcore.LockOrderError */
+static PyObject *validate_factory;  /* _thread.allocate_lock: a real lock's acquire() checks arguments */
+static PyObject *held_key;          /* key of the held stack in the thread state's dict */
+static PyObject *str_hist, *str_acquire, *str_name;
+static PyObject *str_lock, *str_rlock;
+static unsigned long long next_key_value;
+
+/* -- the clock ----------------------------------------------------------------------------------- */
+
+static inline int64_t
+now_ns(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    (void)PyTime_PerfCounterRaw(&t);
+    return (int64_t)t;
+#else
+    return (int64_t)_PyTime_GetPerfCounter();
+#endif
+}
+
+/* -- the object ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;    /* the real lock */
+    char locked;                /* mirrors the real lock, as _thread.lock's own flag does (set under the GIL) */
+    char rlock;
+    unsigned long owner;        /* thread id of the thread that took it (0: nobody) */
+    unsigned long count;        /* RLock: recursion level (0 when free) */
+    PyObject *holder;           /* the taker's held stack, or NULL */
+    PyObject *key;              /* an int, made by the first take */
+    PyObject *ctx;              /* the held-lock context last verified (a list), or NULL */
+    Py_ssize_t ctxn;            /* takes counted against ctx since */
+    int64_t t0;                 /* start of the current hold, ns */
+    int64_t hold_total;         /* ns */
+    int64_t n;                  /* completed holds */
+    int64_t reentries;
+    int64_t cap;                /* ns: a longer hold calls past_cap */
+    PyObject *ns;               /* the name's NameStats (set by _lockcore.activate), or NULL */
+    PyObject *hist;             /* ns.hist, the name's hold histogram (a list of ints) */
+    PyObject *rare;             /* _stats.Counters of the rare events, or NULL */
+    PyObject *tname;            /* explicit name (str), or NULL */
+    PyObject *module;           /* creation site: module name (str), or NULL */
+    int line;                   /* creation site: line */
+    PyObject *weakreflist;
+} TLock;
+
+static PyTypeObject LockType;
+static PyTypeObject RLockType;
+
+static int
+check_setup(void)
+{
+    if (hook_current == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tracedthreading._speedups is used before _setup()");
+        return -1;
+    }
+    return 0;
+}
+
+/* The calling thread's held stack (borrowed: the thread state's dict keeps it). */
+static PyObject *
+current_held(void)
+{
+    PyObject *dict = PyThreadState_GetDict();
+    PyObject *held;
+    if (dict != NULL) {
+        held = PyDict_GetItemWithError(dict, held_key);
+        if (held != NULL) {
+            return held;
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (check_setup() < 0) {
+        return NULL;
+    }
+    held = PyObject_CallNoArgs(hook_current);
+    if (held == NULL) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(held)) {
+        Py_DECREF(held);
+        PyErr_SetString(PyExc_TypeError, "tracedthreading: a held stack must be a list");
+        return NULL;
+    }
+    if (dict == NULL || PyDict_SetItem(dict, held_key, held) < 0) {
+        Py_DECREF(held);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "tracedthreading: no thread state dict");
+        }
+        return NULL;
+    }
+    Py_DECREF(held);  /* the dict (and the thread's local storage) keep it */
+    return held;
+}
+
+/* Remove the key from a held stack: the top in the common case, else the last occurrence. No Python
+   code runs: the stack holds the lock's own key object, so dropping it frees nothing. */
+static void
+unhold(PyObject *stack, PyObject *key)
+{
+    Py_ssize_t size = PyList_GET_SIZE(stack);
+    if (size > 0 && PyList_GET_ITEM(stack, size - 1) == key) {
+        Py_SET_SIZE(stack, size - 1);  /* keeps the storage: the next push does not reallocate */
+        Py_DECREF(key);
+        return;
+    }
+    for (Py_ssize_t i = size - 1; i >= 0; i--) {
+        if (PyList_GET_ITEM(stack, i) == key) {
+            (void)PyList_SetSlice(stack, i, i + 1, NULL);
+            return;
+        }
+    }
+}
+
+/* Is the stack's content the cached context (same keys, same order)? */
+static inline int
+same_context(PyObject *held, PyObject *ctx)
+{
+    if (ctx == NULL || !PyList_CheckExact(ctx)) {
+        return 0;
+    }
+    Py_ssize_t size = PyList_GET_SIZE(held);
+    if (size != PyList_GET_SIZE(ctx)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (PyList_GET_ITEM(held, i) != PyList_GET_ITEM(ctx, i)) {
+            return 0;  /* (an equal key in another int object: treated as new, which only costs a call) */
+        }
+    }
+    return 1;
+}
+
+/* Give back a take that must not stand (a callback raised, or refused it): as if it never happened. */
+static void
+undo_take(TLock *self)
+{
+    PyObject *holder = self->holder;
+    self->holder = NULL;
+    if (holder != NULL && self->key != NULL) {
+        unhold(holder, self->key);
+    }
+    self->owner = 0;
+    self->count = 0;
+    self->locked = 0;
+    PyThread_release_lock(self->lock);
+    Py_XDECREF(holder);
+}
+
+/* Record a take of the real lock (this thread has it). No Python code runs until the state is whole;
+   then, for a context not seen before or a first take, the lock core is told (and may refuse: raise
+   mode). Returns -1 with the take undone on error. */
+static int
+record_take(TLock *self, PyObject *held, unsigned long me, unsigned long count, int timed, int edges, int refuse)
+{
+    int known = edges && !timed && self->ns != NULL && same_context(held, self->ctx);
+    if (self->key == NULL) {
+        self->key = PyLong_FromUnsignedLongLong(++next_key_value);
+        if (self->key == NULL) {
+            self->locked = 1;
+            undo_take(self);
+            return -1;
+        }
+    }
+    self->locked = 1;
+    self->owner = me;
+    self->count = count;
+    Py_INCREF(held);
+    Py_XSETREF(self->holder, held);
+    if (PyList_Append(held, self->key) < 0) {
+        undo_take(self);
+        return -1;
+    }
+    self->t0 = now_ns();
+    if (known) {
+        if (PyList_GET_SIZE(held) > 1) {
+            self->ctxn++;
+        }
+        return 0;
+    }
+    if (!edges && self->ns != NULL) {
+        return 0;  /* a try, or a take after a wait (its edges were recorded before it blocked) */
+    }
+    /* The state is whole: the slow path may run Python code (and so a finalizer or a signal handler
+       taking this very lock: an RLock re-enters, as with the stdlib). */
+    PyObject *verdict = PyObject_CallFunctionObjArgs(hook_new_context, (PyObject *)self, held,
+                                                     timed ? Py_True : Py_False, edges ? Py_True : Py_False, NULL);
+    if (verdict == NULL) {
+        undo_take(self);
+        return -1;
+    }
+    if (verdict != Py_None && refuse) {
+        undo_take(self);
+        PyObject *error = PyObject_CallOneArg(lock_order_error, verdict);
+        Py_DECREF(verdict);
+        if (error != NULL) {
+            PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+            Py_DECREF(error);
+        }
+        return -1;
+    }
+    Py_DECREF(verdict);
+    return 0;
+}
+
+/* Wait for the real lock, the way _thread does: a try with the GIL held, then a timed wait without it,
+   interrupted by signals whose handlers run here (an exception they raise ends the wait). The new owner
+   is published as soon as the wait succeeds, before the GIL is back, so a thread that starts waiting
+   meanwhile names it. Returns 1 (acquired), 0 (timed out) or -1 (a handler raised). */
+static int
+wait_real(TLock *self, double seconds, unsigned long me)
+{
+    PyLockStatus status;
+    int64_t timeout = seconds < 0 ? -1 : (int64_t)(seconds * 1e9);
+    int64_t deadline = timeout > 0 ? now_ns() + timeout : 0;
+    do {
+        PY_TIMEOUT_T microseconds = timeout < 0 ? -1 : (PY_TIMEOUT_T)((timeout + 999) / 1000);
+        status = PyThread_acquire_lock_timed(self->lock, 0, 0);
+        if (status == PY_LOCK_FAILURE && microseconds != 0) {
+            Py_BEGIN_ALLOW_THREADS
+            status = PyThread_acquire_lock_timed(self->lock, microseconds, 1);
+#if defined(__GNUC__) || defined(__clang__)
+            if (status == PY_LOCK_ACQUIRED) {
+                __atomic_store_n(&self->owner, me, __ATOMIC_RELAXED);
+            }
+#endif
+            Py_END_ALLOW_THREADS
+        }
+        if (status == PY_LOCK_INTR) {
+            if (Py_MakePendingCalls() < 0) {
+                return -1;
+            }
+            if (timeout > 0) {
+                timeout = deadline - now_ns();
+                if (timeout < 0) {
+                    status = PY_LOCK_FAILURE;
+                }
+            }
+        }
+    } while (status == PY_LOCK_INTR);
+    return status == PY_LOCK_ACQUIRED;
+}
+
+/* Call a hook that must not lose the exception being raised (it runs while one is set). */
+static void
+call_keeping_error(PyObject *hook, PyObject *arg)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *result = PyObject_CallOneArg(hook, arg);
+    Py_XDECREF(result);
+    PyErr_Clear();
+    PyErr_Restore(type, value, traceback);
+}
+
+/* The real lock is taken by another thread (or, for a Lock, by this one): wait for it, measured. Up to
+   SHORT_WAIT the wait is C's alone, with one call for its accounting; a longer one goes through the lock
+   core's wait protocol (order check, wait-for graph, long-wait slices). Returns 1, 0 (timed out) or -1
+   (error; nothing taken). */
+static int
+contended(TLock *self, PyObject *held, double timeout, unsigned long me, unsigned long count, int refuse)
+{
+    unsigned long holder_ident = self->owner;
+    int mine = self->holder == held && held != NULL;
+    int64_t start = now_ns();
+    int short_only = timeout >= 0 && timeout <= short_wait_s;
+    int got = 0;
+    if (!mine) {  /* (a self-wait goes to the lock core at once: it is reported) */
+        got = wait_real(self, short_only ? timeout : short_wait_s, me);
+        if (got < 0) {
+            return -1;  /* a signal handler raised: nothing taken, nothing counted */
+        }
+    }
+    if (got || short_only) {
+        if (got && record_take(self, held, me, count, timeout >= 0, 1, refuse) < 0) {
+            return -1;
+        }
+        PyObject *args[5];
+        args[0] = (PyObject *)self;
+        args[1] = PyLong_FromLongLong(start);
+        args[2] = PyLong_FromLongLong(got ? self->t0 : now_ns());
+        args[3] = got ? Py_True : Py_False;
+        args[4] = holder_ident ? PyLong_FromUnsignedLong(holder_ident) : Py_NewRef(Py_None);
+        PyObject *done = NULL;
+        if (args[1] != NULL && args[2] != NULL && args[4] != NULL) {
+            done = PyObject_Vectorcall(hook_short_wait, args, 5, NULL);
+        }
+        Py_XDECREF(args[1]);
+        Py_XDECREF(args[2]);
+        Py_XDECREF(args[4]);
+        if (done == NULL) {
+            if (got) {
+                undo_take(self);
+            }
+            return -1;
+        }
+        Py_DECREF(done);
+        return got;
+    }
+
+    double rest = -1.0;
+    if (timeout >= 0) {
+        rest = timeout - (now_ns() - start) / 1e9;
+        if (rest < 0) {
+            rest = 0.0;
+        }
+    }
+    PyObject *args[7];
+    args[0] = (PyObject *)self;
+    args[1] = held;
+    args[2] = PyFloat_FromDouble(rest);
+    args[3] = holder_ident ? PyLong_FromUnsignedLong(holder_ident) : Py_NewRef(Py_None);
+    args[4] = mine ? Py_True : Py_False;
+    args[5] = refuse ? Py_True : Py_False;
+    args[6] = PyLong_FromLongLong(start);
+    PyObject *begun = NULL;
+    if (args[2] != NULL && args[3] != NULL && args[6] != NULL) {
+        begun = PyObject_Vectorcall(hook_begin_wait, args, 7, NULL);
+    }
+    Py_XDECREF(args[2]);
+    Py_XDECREF(args[3]);
+    Py_XDECREF(args[6]);
+    if (begun == NULL) {
+        return -1;
+    }
+    PyObject *wait;
+    double first;
+    if (!PyArg_ParseTuple(begun, "Od", &wait, &first)) {
+        Py_DECREF(begun);
+        return -1;
+    }
+    Py_INCREF(wait);
+    Py_DECREF(begun);
+
+    got = wait_real(self, first, me);
+    if (got == 0 && first != rest) {
+        PyObject *remaining = PyObject_CallFunctionObjArgs(hook_wait_long, (PyObject *)self, wait, NULL);
+        if (remaining == NULL) {
+            call_keeping_error(hook_abort_wait, wait);
+            Py_DECREF(wait);
+            return -1;
+        }
+        double more = PyFloat_AsDouble(remaining);
+        Py_DECREF(remaining);
+        if (more == -1.0 && PyErr_Occurred()) {
+            call_keeping_error(hook_abort_wait, wait);
+            Py_DECREF(wait);
+            return -1;
+        }
+        got = wait_real(self, more, me);
+    }
+    if (got < 0) {
+        /* a signal handler raised while we waited: nothing is taken, and the wait is not counted */
+        call_keeping_error(hook_abort_wait, wait);
+        Py_DECREF(wait);
+        return -1;
+    }
+    if (got) {
+        /* its order edges were recorded before it blocked (begin_wait) */
+        if (record_take(self, held, me, count, 0, 0, 0) < 0) {
+            call_keeping_error(hook_abort_wait, wait);
+            Py_DECREF(wait);
+            return -1;
+        }
+    }
+    PyObject *taken_at = got ? PyLong_FromLongLong(self->t0) : Py_NewRef(Py_None);
+    PyObject *ended = taken_at == NULL ? NULL : PyObject_CallFunctionObjArgs(
+        hook_end_wait, (PyObject *)self, wait, got ? Py_True : Py_False, taken_at, NULL);
+    Py_XDECREF(taken_at);
+    Py_DECREF(wait);
+    if (ended == NULL) {
+        if (got) {
+            undo_take(self);
+        }
+        return -1;
+    }
+    Py_DECREF(ended);
+    return got;
+}
+
+/* -- argument checks, exactly the stdlib's ------------------------------------------------------ */
+
+/* Parse acquire(blocking=True, timeout=-1) as _thread does. Out: *blocking, *timeout (seconds; -1: for
+   ever). Unusual values are checked by a real _thread lock, which raises the stdlib's own errors. */
+static int
+parse_acquire(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int *blocking, double *timeout)
+{
+    PyObject *blocking_obj = NULL, *timeout_obj = NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        goto delegate;
+    }
+    if (nargs >= 1) {
+        blocking_obj = args[0];
+    }
+    if (nargs == 2) {
+        timeout_obj = args[1];
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(name, "blocking") == 0 && blocking_obj == NULL) {
+            blocking_obj = args[nargs + i];
+        }
+        else if (PyUnicode_CompareWithASCIIString(name, "timeout") == 0 && timeout_obj == NULL) {
+            timeout_obj = args[nargs + i];
+        }
+        else {
+            goto delegate;
+        }
+    }
+    /* The fast way takes only plainly valid values; anything else (errors included, whose wording
+       differs between Python versions) is checked by a real lock below. */
+    *blocking = 1;
+    if (blocking_obj != NULL) {
+        if (blocking_obj == Py_True) {
+            *blocking = 1;
+        }
+        else if (blocking_obj == Py_False) {
+            *blocking = 0;
+        }
+        else {
+            goto delegate;
+        }
+    }
+    *timeout = -1.0;
+    if (timeout_obj == NULL) {
+        if (!*blocking) {
+            *timeout = 0.0;  /* a try */
+        }
+        return 0;
+    }
+    double seconds;
+    if (PyFloat_CheckExact(timeout_obj)) {
+        seconds = PyFloat_AS_DOUBLE(timeout_obj);
+    }
+    else if (PyLong_CheckExact(timeout_obj)) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(timeout_obj, &overflow);
+        if (overflow || value > 1000000000LL || value < -1) {
+            goto delegate;
+        }
+        seconds = (double)value;
+    }
+    else {
+        goto delegate;
+    }
+    if (seconds == -1.0) {
+        if (!*blocking) {
+            *timeout = 0.0;  /* blocking=False with the default timeout: a try */
+        }
+        return 0;
+    }
+    if (!*blocking || !(seconds >= 0.0 && seconds <= 1e9)) {
+        goto delegate;  /* an error (or NaN, or near the maximum): the stdlib's own words */
+    }
+    *timeout = seconds;
+    return 0;
+
+delegate: {
+        /* A fresh real lock checks the arguments: it raises exactly the stdlib's error, or takes itself
+           (a private lock, dropped at once) and the values are read the way it read them. */
+        PyObject *checker = PyObject_CallNoArgs(validate_factory);
+        if (checker == NULL) {
+            return -1;
+        }
+        PyObject *acquire = PyObject_GetAttr(checker, str_acquire);
+        Py_DECREF(checker);
+        if (acquire == NULL) {
+            return -1;
+        }
+        PyObject *result = PyObject_Vectorcall(acquire, args, nargs, kwnames);
+        Py_DECREF(acquire);
+        if (result == NULL) {
+            return -1;
+        }
+        Py_DECREF(result);
+        *blocking = 1;
+        if (blocking_obj != NULL) {
+            int truth = PyObject_IsTrue(blocking_obj);
+            if (truth < 0) {
+                return -1;
+            }
+            *blocking = truth;
+        }
+        *timeout = -1.0;
+        if (timeout_obj != NULL) {
+            double value = PyFloat_AsDouble(timeout_obj);
+            if (value == -1.0 && PyErr_Occurred()) {
+                return -1;
+            }
+            if (value < 0) {
+                value = -1.0;  /* the stdlib accepted it: it rounds to "no timeout" */
+            }
+            *timeout = value > 9e9 ? 9e9 : value;
+        }
+        if (!*blocking) {
+            *timeout = 0.0;
+        }
+        return 0;
+    }
+}
+
+/* -- acquire ------------------------------------------------------------------------------------ */
+
+/* The whole acquire, once the arguments are known. Returns a new reference to True/False, or NULL. */
+static PyObject *
+do_acquire(TLock *self, int blocking, double timeout, unsigned long count, int refuse)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (self->rlock && self->count && self->owner == me) {
+        if (self->count == ULONG_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "Internal lock count overflowed");
+            return NULL;
+        }
+        self->count++;
+        self->reentries++;
+        Py_RETURN_TRUE;
+    }
+    PyObject *held = current_held();
+    if (held == NULL) {
+        return NULL;
+    }
+    if (PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        int trylock = !blocking || timeout == 0.0;
+        if (record_take(self, held, me, count, !trylock && timeout >= 0, !trylock, refuse) < 0) {
+            return NULL;
+        }
+        Py_RETURN_TRUE;
+    }
+    if (!blocking || timeout == 0.0) {
+        PyObject *done = PyObject_CallOneArg(hook_note_failure, (PyObject *)self);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+        Py_RETURN_FALSE;
+    }
+    int got = contended(self, held, timeout, me, count, refuse);
+    if (got < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(got);
+}
+
+static PyObject *
+tlock_acquire(TLock *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    int blocking = 1;
+    double timeout = -1.0;
+    if ((nargs || kwnames) && parse_acquire(args, nargs, kwnames, &blocking, &timeout) < 0) {
+        return NULL;
+    }
+    return do_acquire(self, blocking, timeout, 1, 1);
+}
+
+static PyObject *
+tlock_enter(TLock *self, PyObject *unused)
+{
+    return do_acquire(self, 1, -1.0, 1, 1);
+}
+
+/* -- release ------------------------------------------------------------------------------------ */
+
+/* Count one hold into the name's histogram: bucket = bit length of the hold in ns. Returns 1 when the
+   histogram is too short (the caller grows it through Python once the lock is released). */
+static int
+count_hold(TLock *self, int64_t hold)
+{
+    PyObject *hist = self->hist;
+    if (hist == NULL) {
+        return 0;
+    }
+    uint64_t value = hold > 0 ? (uint64_t)hold : 0;
+    Py_ssize_t bucket = 0;
+    while (value) {
+        bucket++;
+        value >>= 1;
+    }
+    if (bucket >= 64) {
+        bucket = 63;
+    }
+    if (!PyList_CheckExact(hist) || bucket >= PyList_GET_SIZE(hist)) {
+        return 1;
+    }
+    PyObject *old = PyList_GET_ITEM(hist, bucket);
+    long long count = PyLong_AsLongLong(old);
+    if (count == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *updated = PyLong_FromLongLong(count + 1);
+    if (updated == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyList_SET_ITEM(hist, bucket, updated);
+    Py_DECREF(old);  /* an int: frees nothing that runs Python code */
+    return 0;
+}
+
+/* The outermost release: un-record, count, release the real lock (the last step), then the rare
+   follow-ups (a hold past the cap, a histogram to grow) with the lock already free. */
+static PyObject *
+release_outermost(TLock *self)
+{
+    int64_t end = now_ns();
+    int64_t start = self->t0;
+    int64_t hold = end - start;
+    PyObject *holder = self->holder;
+    unsigned long owner = self->owner;
+    self->holder = NULL;
+    if (holder != NULL && self->key != NULL) {
+        unhold(holder, self->key);
+    }
+    self->n++;
+    self->hold_total += hold;
+    int grow = count_hold(self, hold);
+    PyObject *hist = grow ? Py_NewRef(self->hist) : NULL;
+    self->owner = 0;
+    self->count = 0;
+    self->locked = 0;
+    PyThread_release_lock(self->lock);
+    Py_XDECREF(holder);
+    if (grow) {
+        PyObject *done = PyObject_CallFunction(hook_grow, "OLi", hist, (long long)hold, 1);
+        Py_DECREF(hist);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    if (hold > self->cap) {
+        PyObject *owner_id = PyLong_FromUnsignedLong(owner);
+        if (owner_id == NULL) {
+            return NULL;
+        }
+        PyObject *done = PyObject_CallFunction(hook_past_cap, "OddO", (PyObject *)self, hold / 1e9, start / 1e9,
+                                               owner_id);
+        Py_DECREF(owner_id);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tlock_release(TLock *self, PyObject *unused)
+{
+    if (self->rlock) {
+        if (self->count == 0 || self->owner != PyThread_get_thread_ident()) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+            return NULL;
+        }
+        if (--self->count > 0) {
+            Py_RETURN_NONE;
+        }
+        self->count = 1;
+    }
+    else if (!self->locked) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    return release_outermost(self);
+}
+
+static PyObject *
+tlock_exit(TLock *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return tlock_release(self, NULL);
+}
+
+/* -- the protocol threading.Condition uses, fork support ---------------------------------------- */
+
+static PyObject *
+tlock_locked(TLock *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->locked);
+}
+
+static PyObject *
+tlock_is_owned(TLock *self, PyObject *unused)
+{
+    if (self->rlock) {
+        return PyBool_FromLong(self->count > 0 && self->owner == PyThread_get_thread_ident());
+    }
+    return PyBool_FromLong(self->locked);  /* a Lock has no owner: "locked", as Condition's fallback */
+}
+
+static PyObject *
+tlock_recursion_count(TLock *self, PyObject *unused)
+{
+    return PyLong_FromUnsignedLong(self->owner == PyThread_get_thread_ident() ? self->count : 0);
+}
+
+static PyObject *
+tlock_release_save(TLock *self, PyObject *unused)
+{
+    if (!self->rlock) {
+        PyObject *done = tlock_release(self, NULL);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+        Py_RETURN_NONE;
+    }
+    if (self->count == 0 || self->owner != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
+        return NULL;
+    }
+    PyObject *state = Py_BuildValue("(kk)", self->count, self->owner);
+    if (state == NULL) {
+        return NULL;
+    }
+    self->count = 1;
+    PyObject *done = release_outermost(self);
+    if (done == NULL) {
+        Py_DECREF(state);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return state;
+}
+
+static PyObject *
+tlock_acquire_restore(TLock *self, PyObject *state)
+{
+    /* Condition.wait must return holding its lock: an inversion is reported here, never refused. */
+    unsigned long count = 1;
+    if (self->rlock) {
+        unsigned long owner;
+        if (!PyArg_ParseTuple(state, "kk:_acquire_restore", &count, &owner)) {
+            return NULL;
+        }
+    }
+    PyObject *got = do_acquire(self, 1, -1.0, count, 0);
+    if (got == NULL) {
+        return NULL;
+    }
+    Py_DECREF(got);
+    if (self->rlock) {
+        self->count = count;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tlock_at_fork_reinit(TLock *self, PyObject *unused)
+{
+    /* The child of a fork: the lock is free again. The old real lock may be held by a thread that does
+       not exist here; it is left alone (as _thread does), a new one takes its place. */
+    PyThread_type_lock fresh = PyThread_allocate_lock();
+    if (fresh == NULL) {
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate lock");
+        return NULL;
+    }
+    PyObject *holder = self->holder;
+    self->holder = NULL;
+    if (holder != NULL && self->key != NULL) {
+        unhold(holder, self->key);
+    }
+    Py_XDECREF(holder);
+    self->lock = fresh;
+    self->locked = 0;
+    self->owner = 0;
+    self->count = 0;
+    Py_RETURN_NONE;
+}
+
+/* -- the tracer protocol ------------------------------------------------------------------------ */
+
+static PyObject *
+tlock_tt_owner(TLock *self, PyObject *unused)
+{
+    unsigned long owner = self->owner;
+    if (owner == 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(owner);
+}
+
+static PyObject *
+tlock_tt_totals(TLock *self, PyObject *unused)
+{
+    return Py_BuildValue("(LOLL)", (long long)self->n, self->locked ? Py_True : Py_False,
+                         (long long)self->hold_total, (long long)self->reentries);
+}
+
+static PyObject *
+tlock_tt_reset(TLock *self, PyObject *unused)
+{
+    self->n = 0;
+    self->hold_total = 0;
+    self->reentries = 0;
+    self->ctxn = 0;
+    Py_CLEAR(self->rare);
+    Py_RETURN_NONE;
+}
+
+/* -- life ---------------------------------------------------------------------------------------- */
+
+static PyObject *
+tlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    TLock *self = (TLock *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate lock");
+        return NULL;
+    }
+    self->rlock = PyType_IsSubtype(type, &RLockType);
+    self->cap = INT64_MAX;
+    return (PyObject *)self;
+}
+
+/* __init__(*, name=None): the name, or the creation site (the caller's module and line). */
+static int
+tlock_init(TLock *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *name = NULL;
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no positional arguments", Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        if (PyDict_GET_SIZE(kwargs) != 1 || (name = PyDict_GetItemString(kwargs, "name")) == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument", Py_TYPE(self)->tp_name);
+            return -1;
+        }
+    }
+    if (name != NULL && name != Py_None) {
+        if (!PyUnicode_Check(name)) {
+            PyErr_Format(PyExc_TypeError, "name must be a str, got %s", Py_TYPE(name)->tp_name);
+            return -1;
+        }
+        Py_INCREF(name);
+        Py_XSETREF(self->tname, name);
+        Py_CLEAR(self->module);
+        self->line = 0;
+        return 0;
+    }
+    /* No name: the creation site, from the calling frame (the line that called Lock()). */
+    PyFrameObject *frame = PyEval_GetFrame();
+    PyObject *module = NULL;
+    int line = 0;
+    if (frame != NULL) {
+#if PY_VERSION_HEX >= 0x030B0000
+        PyObject *globals = PyFrame_GetGlobals(frame);
+#else
+        PyObject *globals = frame->f_globals;
+        Py_XINCREF(globals);
+#endif
+        if (globals != NULL && PyDict_Check(globals)) {
+            module = PyDict_GetItemWithError(globals, str_name);
+            Py_XINCREF(module);
+        }
+        Py_XDECREF(globals);
+        if (PyErr_Occurred()) {
+            Py_XDECREF(module);
+            return -1;
+        }
+        line = PyFrame_GetLineNumber(frame);
+    }
+    if (module == NULL || !PyUnicode_Check(module)) {
+        Py_XDECREF(module);
+        module = PyUnicode_FromString("?");
+        if (module == NULL) {
+            return -1;
+        }
+    }
+    Py_CLEAR(self->tname);
+    Py_XSETREF(self->module, module);
+    self->line = line;
+    return 0;
+}
+
+static void
+tlock_dealloc(TLock *self)
+{
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    PyObject *holder = self->holder;
+    self->holder = NULL;
+    if (holder != NULL && self->key != NULL) {
+        unhold(holder, self->key);  /* dropped while held (legal): nobody holds it any more */
+    }
+    if (self->ns != NULL && self->key != NULL && hook_retire != NULL) {
+        /* A used lock: its counters fold into its name's record (never raises, never blocks). */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyObject *record = Py_BuildValue(
+            "(OOOiOOLLOL)", self->key, self->tname ? self->tname : Py_None, self->module ? self->module : Py_None,
+            self->line, self->rlock ? str_rlock : str_lock, holder != NULL ? Py_True : Py_False,
+            (long long)self->n, (long long)self->hold_total, self->rare ? self->rare : Py_None,
+            (long long)self->reentries);
+        if (record != NULL) {
+            PyObject *done = PyObject_CallOneArg(hook_retire, record);
+            Py_XDECREF(done);
+            Py_DECREF(record);
+        }
+        PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+    }
+    Py_XDECREF(holder);
+    if (self->lock != NULL) {
+        if (self->locked) {
+            PyThread_release_lock(self->lock);
+        }
+        PyThread_free_lock(self->lock);
+    }
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->ctx);
+    Py_CLEAR(self->ns);
+    Py_CLEAR(self->hist);
+    Py_CLEAR(self->rare);
+    Py_CLEAR(self->tname);
+    Py_CLEAR(self->module);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* -- attributes the Python side reads and writes --------------------------------------------------- */
+
+static PyObject *
+get_object(PyObject *value)
+{
+    return Py_NewRef(value != NULL ? value : Py_None);
+}
+
+static PyObject *get_key(TLock *self, void *c) { return get_object(self->key); }
+static PyObject *get_holder(TLock *self, void *c) { return get_object(self->holder); }
+static PyObject *get_ns(TLock *self, void *c) { return get_object(self->ns); }
+static PyObject *get_rare(TLock *self, void *c) { return get_object(self->rare); }
+static PyObject *get_ctx(TLock *self, void *c) { return get_object(self->ctx); }
+static PyObject *get_tname(TLock *self, void *c) { return get_object(self->tname); }
+static PyObject *get_module(TLock *self, void *c) { return get_object(self->module); }
+static PyObject *get_line(TLock *self, void *c) { return PyLong_FromLong(self->line); }
+static PyObject *get_ctxn(TLock *self, void *c) { return PyLong_FromSsize_t(self->ctxn); }
+static PyObject *get_count(TLock *self, void *c) { return PyLong_FromUnsignedLong(self->count); }
+static PyObject *get_t0(TLock *self, void *c) { return PyFloat_FromDouble(self->t0 / 1e9); }
+
+static PyObject *
+get_cap(TLock *self, void *c)
+{
+    return PyFloat_FromDouble(self->cap == INT64_MAX ? Py_HUGE_VAL : self->cap / 1e9);
+}
+
+static int
+no_delete(PyObject *value)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete this attribute");
+        return -1;
+    }
+    return 0;
+}
+
+/* Set an object slot: None stands for "none" (NULL); ``str_only`` refuses anything but str/None. */
+static int
+set_object(PyObject **slot, PyObject *value, int str_only)
+{
+    if (no_delete(value) < 0) {
+        return -1;
+    }
+    if (str_only && value != Py_None && !PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "expected a str or None");
+        return -1;
+    }
+    Py_XSETREF(*slot, value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
+static int set_rare(TLock *self, PyObject *v, void *c) { return set_object(&self->rare, v, 0); }
+static int set_tname(TLock *self, PyObject *v, void *c) { return set_object(&self->tname, v, 1); }
+static int set_module(TLock *self, PyObject *v, void *c) { return set_object(&self->module, v, 1); }
+
+static int
+set_ctx(TLock *self, PyObject *value, void *c)
+{
+    if (no_delete(value) < 0) {
+        return -1;
+    }
+    if (value != Py_None && !PyList_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "_ctx must be a list or None");
+        return -1;
+    }
+    return set_object(&self->ctx, value, 0);
+}
+
+static int
+set_ns(TLock *self, PyObject *value, void *c)
+{
+    if (no_delete(value) < 0) {
+        return -1;
+    }
+    PyObject *hist = NULL;
+    if (value != Py_None) {
+        hist = PyObject_GetAttr(value, str_hist);
+        if (hist == NULL) {
+            return -1;
+        }
+    }
+    Py_XSETREF(self->hist, hist);
+    return set_object(&self->ns, value, 0);
+}
+
+static int
+set_ctxn(TLock *self, PyObject *value, void *c)
+{
+    if (no_delete(value) < 0) {
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(value);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->ctxn = n;
+    return 0;
+}
+
+static int
+set_line(TLock *self, PyObject *value, void *c)
+{
+    if (no_delete(value) < 0) {
+        return -1;
+    }
+    long line = PyLong_AsLong(value);
+    if (line == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    self->line = (int)line;
+    return 0;
+}
+
+static int
+set_cap(TLock *self, PyObject *value, void *c)
+{
+    if (no_delete(value) < 0) {
+        return -1;
+    }
+    double seconds = PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (seconds < 0) {
+        self->cap = -1;
+    }
+    else if (seconds >= 9e9) {
+        self->cap = INT64_MAX;
+    }
+    else {
+        self->cap = (int64_t)(seconds * 1e9);
+    }
+    return 0;
+}
+
+static PyGetSetDef tlock_getset[] = {
+    {"_key", (getter)get_key, NULL, "the lock's key (None before its first take)", NULL},
+    {"_holder", (getter)get_holder, NULL, "the held stack of the thread holding it", NULL},
+    {"_ns", (getter)get_ns, (setter)set_ns, "the name's shared statistics", NULL},
+    {"_rare", (getter)get_rare, (setter)set_rare, "counters of rare events", NULL},
+    {"_ctx", (getter)get_ctx, (setter)set_ctx, "the held-lock context last verified", NULL},
+    {"_ctxn", (getter)get_ctxn, (setter)set_ctxn, "takes counted against _ctx", NULL},
+    {"_cap", (getter)get_cap, (setter)set_cap, "seconds: a longer hold calls the slow path", NULL},
+    {"_tname", (getter)get_tname, (setter)set_tname, "explicit name", NULL},
+    {"_module", (getter)get_module, (setter)set_module, "creation site: module", NULL},
+    {"_line", (getter)get_line, (setter)set_line, "creation site: line", NULL},
+    {"_count", (getter)get_count, NULL, "RLock recursion level (0 when free)", NULL},
+    {"_t0", (getter)get_t0, NULL, "start of the current hold (perf_counter seconds)", NULL},
+    {NULL},
+};
+
+#define ACQUIRE_DOC "acquire(blocking=True, timeout=-1) -> bool\n\nAcquire the lock, like threading's; True when acquired."
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))tlock_acquire, METH_FASTCALL | METH_KEYWORDS, ACQUIRE_DOC},
+    {"release", (PyCFunction)tlock_release, METH_NOARGS, "Release the lock (from any thread, as Lock allows)."},
+    {"__enter__", (PyCFunction)tlock_enter, METH_NOARGS, "Acquire the lock."},
+    {"__exit__", (PyCFunction)(void (*)(void))tlock_exit, METH_FASTCALL, "Release the lock."},
+    {"locked", (PyCFunction)tlock_locked, METH_NOARGS, "True if the lock is held by any thread."},
+    {"_is_owned", (PyCFunction)tlock_is_owned, METH_NOARGS, NULL},
+    {"_release_save", (PyCFunction)tlock_release_save, METH_NOARGS, NULL},
+    {"_acquire_restore", (PyCFunction)tlock_acquire_restore, METH_O, NULL},
+    {"_at_fork_reinit", (PyCFunction)tlock_at_fork_reinit, METH_NOARGS, NULL},
+    {"_tt_owner", (PyCFunction)tlock_tt_owner, METH_NOARGS, NULL},
+    {"_tt_totals", (PyCFunction)tlock_tt_totals, METH_NOARGS, NULL},
+    {"_tt_reset", (PyCFunction)tlock_tt_reset, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyMethodDef rlock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))tlock_acquire, METH_FASTCALL | METH_KEYWORDS, ACQUIRE_DOC},
+    {"release", (PyCFunction)tlock_release, METH_NOARGS, "Leave one level; the last one releases."},
+    {"__enter__", (PyCFunction)tlock_enter, METH_NOARGS, "Acquire the lock (or re-enter it)."},
+    {"__exit__", (PyCFunction)(void (*)(void))tlock_exit, METH_FASTCALL, "Leave one level."},
+    {"locked", (PyCFunction)tlock_locked, METH_NOARGS, "True if some thread holds the lock."},
+    {"_is_owned", (PyCFunction)tlock_is_owned, METH_NOARGS, NULL},
+    {"_recursion_count", (PyCFunction)tlock_recursion_count, METH_NOARGS, NULL},
+    {"_release_save", (PyCFunction)tlock_release_save, METH_NOARGS, NULL},
+    {"_acquire_restore", (PyCFunction)tlock_acquire_restore, METH_O, NULL},
+    {"_at_fork_reinit", (PyCFunction)tlock_at_fork_reinit, METH_NOARGS, NULL},
+    {"_tt_owner", (PyCFunction)tlock_tt_owner, METH_NOARGS, NULL},
+    {"_tt_totals", (PyCFunction)tlock_tt_totals, METH_NOARGS, NULL},
+    {"_tt_reset", (PyCFunction)tlock_tt_reset, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracedthreading._speedups.Lock",
+    .tp_basicsize = sizeof(TLock),
+    .tp_dealloc = (destructor)tlock_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The C hot path of tracedthreading.Lock.",
+    .tp_weaklistoffset = offsetof(TLock, weakreflist),
+    .tp_methods = lock_methods,
+    .tp_getset = tlock_getset,
+    .tp_init = (initproc)tlock_init,
+    .tp_new = tlock_new,
+};
+
+static PyTypeObject RLockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracedthreading._speedups.RLock",
+    .tp_basicsize = sizeof(TLock),
+    .tp_dealloc = (destructor)tlock_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The C hot path of tracedthreading.RLock.",
+    .tp_weaklistoffset = offsetof(TLock, weakreflist),
+    .tp_methods = rlock_methods,
+    .tp_getset = tlock_getset,
+    .tp_init = (initproc)tlock_init,
+    .tp_new = tlock_new,
+};
+
+/* -- the module ---------------------------------------------------------------------------------- */
+
+static PyObject *
+module_next_key(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong(++next_key_value);
+}
+
+static int
+take_hook(PyObject *source, const char *name, PyObject **slot)
+{
+    PyObject *value = PyObject_GetAttrString(source, name);
+    if (value == NULL) {
+        return -1;
+    }
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+/* _setup(lockcore, current, count_into): the Python slow paths this module calls back. */
+static PyObject *
+module_setup(PyObject *module, PyObject *args)
+{
+    PyObject *lockcore, *current, *grow;
+    if (!PyArg_ParseTuple(args, "OOO:_setup", &lockcore, &current, &grow)) {
+        return NULL;
+    }
+    if (take_hook(lockcore, "new_context", &hook_new_context) < 0
+        || take_hook(lockcore, "begin_wait", &hook_begin_wait) < 0
+        || take_hook(lockcore, "wait_long", &hook_wait_long) < 0
+        || take_hook(lockcore, "end_wait", &hook_end_wait) < 0
+        || take_hook(lockcore, "short_wait", &hook_short_wait) < 0
+        || take_hook(lockcore, "abort_wait", &hook_abort_wait) < 0
+        || take_hook(lockcore, "note_failure", &hook_note_failure) < 0
+        || take_hook(lockcore, "past_cap", &hook_past_cap) < 0
+        || take_hook(lockcore, "retire", &hook_retire) < 0
+        || take_hook(lockcore, "LockOrderError", &lock_order_error) < 0) {
+        return NULL;
+    }
+    PyObject *short_wait = PyObject_GetAttrString(lockcore, "SHORT_WAIT");
+    if (short_wait == NULL) {
+        return NULL;
+    }
+    short_wait_s = PyFloat_AsDouble(short_wait);
+    Py_DECREF(short_wait);
+    if (short_wait_s == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_INCREF(grow);
+    Py_XSETREF(hook_grow, grow);
+    Py_INCREF(current);
+    Py_XSETREF(hook_current, current);  /* last: check_setup() tests it */
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"next_key", module_next_key, METH_NOARGS, "A new key for a traced primitive (one counter for all)."},
+    {"_setup", module_setup, METH_VARARGS, "Connect the hot path to its Python slow paths."},
+    {NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tracedthreading._speedups",
+    .m_doc = "The C hot path of tracedthreading's Lock and RLock (see _speedups.c).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    held_key = PyUnicode_InternFromString("tracedthreading.held");
+    str_hist = PyUnicode_InternFromString("hist");
+    str_acquire = PyUnicode_InternFromString("acquire");
+    str_name = PyUnicode_InternFromString("__name__");
+    str_lock = PyUnicode_InternFromString("lock");
+    str_rlock = PyUnicode_InternFromString("rlock");
+    if (!held_key || !str_hist || !str_acquire || !str_name || !str_lock || !str_rlock) {
+        return NULL;
+    }
+    PyObject *thread_module = PyImport_ImportModule("_thread");
+    if (thread_module == NULL) {
+        return NULL;
+    }
+    validate_factory = PyObject_GetAttrString(thread_module, "allocate_lock");
+    Py_DECREF(thread_module);
+    if (validate_factory == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Lock", (PyObject *)&LockType) < 0
+        || PyModule_AddObjectRef(module, "RLock", (PyObject *)&RLockType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
