@@ -210,3 +210,38 @@ def test_stdlib_queue_tests_pass_under_the_runner(stdlib_queue_run: subprocess.P
     _out, err = stdlib_queue_run.communicate(timeout=300)
     assert stdlib_queue_run.returncode == 0, err[-3000:]
     assert "OK" in err
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["default", "TRACEDTHREADING_PURE_PYTHON=1"])
+def test_version_names_the_hot_path_in_one_line(pure: bool) -> None:
+    """``--version`` prints one line: the version, and whether the C extension or the pure path runs (and why)."""
+    import importlib.util
+
+    env = {key: value for key, value in os.environ.items() if key != "TRACEDTHREADING_PURE_PYTHON"}
+    env["PYTHONPATH"] = SRC
+    if pure:
+        env["TRACEDTHREADING_PURE_PYTHON"] = "1"
+    proc = subprocess.run([sys.executable, "-m", "tracedthreading", "--version"], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    assert line.startswith("tracedthreading ") and f"(Python {sys.version.split()[0]})" in line
+    built = importlib.util.find_spec("tracedthreading._speedups") is not None
+    if pure:
+        assert line.endswith("lock hot path: pure Python (TRACEDTHREADING_PURE_PYTHON is set)")
+    elif built:
+        assert line.endswith("lock hot path: C extension (tracedthreading._speedups)")
+    else:
+        assert "lock hot path: pure Python (the C extension is not available" in line
+
+
+def test_summary_notes_the_pure_path_in_one_line(tmp_path: Path) -> None:
+    """Under the pure-Python path the --summary ends with the one-line notice saying so and why."""
+    script = tmp_path / "one_lock.py"
+    script.write_text("import threading\nlock = threading.Lock()\nwith lock:\n    pass\n")
+    env = {**os.environ, "PYTHONPATH": SRC, "TRACEDTHREADING_PURE_PYTHON": "1"}
+    proc = subprocess.run([sys.executable, "-m", "tracedthreading", "--summary", str(script)], capture_output=True,
+                          text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1] == (
+        "tracedthreading: lock hot path: pure Python (TRACEDTHREADING_PURE_PYTHON is set)")

@@ -84,7 +84,30 @@ def _parser() -> _Parser:
     parser.add_argument("--fail-on-inversion", action="store_true",
                         help=f"exit {EXIT_INVERSION} if a lock-order inversion or deadlock was seen")
     parser.add_argument("--trace-file", metavar="PATH", help="record a timeline trace of lock activity to PATH")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the version and which lock hot path runs (C extension or pure Python)")
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: one line on stdout (argparse's own action wraps it to the terminal width), exit 0."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None) -> None:
+        print(_version())
+        parser.exit(0)
+
+
+def _version() -> str:
+    """``tracedthreading X (Python Y): lock hot path: ...``: the version, and whether the C path runs."""
+    from tracedthreading import _cext
+
+    return f"tracedthreading {_package_version()} (Python {sys.version.split()[0]}): {_cext.describe()}"
+
+
+def _package_version() -> str:
+    from tracedthreading import __version__
+
+    return __version__
 
 
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -357,6 +380,10 @@ def _print_summary(snap: Any, top: int) -> None:
         lines.extend(str(item) for item in (*snap.inversions, *snap.deadlocks))
     else:
         lines.append("no lock-order inversions, no deadlocks")
+    from tracedthreading import _cext
+
+    if _cext.speedups is None:  # the slower path, and why: worth one line
+        lines.append(f"tracedthreading: {_cext.describe()}")
     out.write("\n".join(lines) + "\n")
     out.flush()
 

@@ -179,7 +179,7 @@ _pending: list[tuple[str, str, dict[str, Any], float, Any, bool]] | None = None
 _pending_lock = _thread.allocate_lock()  # raw: held only around operations on _pending
 _loader_running = _thread.allocate_lock()  # raw: held by the loader thread from its start to its end
 _exit_wait_registered = False
-_LOADER_WAIT_AT_EXIT = 10.0  # seconds: at most this long for the loader to print its events at exit
+_LOADER_WAIT_AT_EXIT = 0.5  # seconds: at most this long for the loader to print its events at exit (then they are dropped, counted)
 _LOADER_WAIT_AT_FORK = 2.0  # seconds: a fork waits this long for the loader's import to finish
 
 

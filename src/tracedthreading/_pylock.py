@@ -9,9 +9,13 @@ Reading guide.
   the bookkeeping in between only measures. An RLock keeps its owner and count the way
   ``threading._PyRLock`` does, with the owner's held stack standing for its thread (one stack per
   thread for life, see :mod:`tracedthreading._threads`).
-* **Fast path.** An uncontended acquire is a non-blocking take of the real lock, one thread-local read,
-  one comparison with the held-lock context the lock last verified, a push on the thread's held stack
-  and a clock read. A release reads the clock, adds the hold to the total, counts down to the next
+* **Fast path.** An uncontended acquire is a take of the real lock, one thread-local read, one
+  comparison with the held-lock context the lock last verified (none when the thread holds nothing
+  else), a push on the thread's held stack and a clock read. The take is a blocking ``acquire()`` when
+  no holder is recorded, a try otherwise (a try passes an argument, which costs a fifth of a raw
+  acquire): with no holder recorded the real lock is free, but for the few bytecodes after another
+  thread took it and before it recorded itself (then this thread waits for it unmeasured, briefly);
+  with a holder recorded, a failed try leads to the measured wait. A release reads the clock, adds the hold to the total, counts down to the next
   histogram sample, removes the key from the holder's stack and releases the real lock. Anything else
   (a new context, a wait, a hold past ``_cap``, a sample, a first use) goes to
   :mod:`tracedthreading._lockcore`, shared with the C hot path.
@@ -142,15 +146,21 @@ class Lock:
                 held = _tls.held
             except AttributeError:
                 held = _current()
-            if self._lock.acquire(False):
+            lock = self._lock
+            if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
                 self._holder = held
-                if held != self._ctx:
+                if held:
+                    if held != self._ctx:
+                        held.append(self._key)
+                        self._t0 = _clock()
+                        self._context_changed(held, False)
+                        return True
+                    self._ctxn += 1
+                elif self._ns is None:  # its first take: the lock core registers it
                     held.append(self._key)
                     self._t0 = _clock()
                     self._context_changed(held, False)
                     return True
-                if held:
-                    self._ctxn += 1
                 held.append(self._key)
                 self._t0 = _clock()
                 return True
@@ -162,15 +172,21 @@ class Lock:
             held = _tls.held
         except AttributeError:
             held = _current()
-        if self._lock.acquire(False):
+        lock = self._lock
+        if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
             self._holder = held
-            if held != self._ctx:
+            if held:
+                if held != self._ctx:
+                    held.append(self._key)
+                    self._t0 = _clock()
+                    self._context_changed(held, False)
+                    return True
+                self._ctxn += 1
+            elif self._ns is None:  # its first take: the lock core registers it
                 held.append(self._key)
                 self._t0 = _clock()
                 self._context_changed(held, False)
                 return True
-            if held:
-                self._ctxn += 1
             held.append(self._key)
             self._t0 = _clock()
             return True
@@ -449,16 +465,22 @@ class RLock(Lock):
             self._reentries += 1
             return True
         if blocking is True and timeout == -1:
-            if self._lock.acquire(False):
+            lock = self._lock
+            if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
                 self._holder = held
                 self._count = 1
-                if held != self._ctx:
+                if held:
+                    if held != self._ctx:
+                        held.append(self._key)
+                        self._t0 = _clock()
+                        self._context_changed(held, False)
+                        return True
+                    self._ctxn += 1
+                elif self._ns is None:  # its first take: the lock core registers it
                     held.append(self._key)
                     self._t0 = _clock()
                     self._context_changed(held, False)
                     return True
-                if held:
-                    self._ctxn += 1
                 held.append(self._key)
                 self._t0 = _clock()
                 return True
@@ -474,16 +496,22 @@ class RLock(Lock):
             self._count += 1
             self._reentries += 1
             return True
-        if self._lock.acquire(False):
+        lock = self._lock
+        if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
             self._holder = held
             self._count = 1
-            if held != self._ctx:
+            if held:
+                if held != self._ctx:
+                    held.append(self._key)
+                    self._t0 = _clock()
+                    self._context_changed(held, False)
+                    return True
+                self._ctxn += 1
+            elif self._ns is None:  # its first take: the lock core registers it
                 held.append(self._key)
                 self._t0 = _clock()
                 self._context_changed(held, False)
                 return True
-            if held:
-                self._ctxn += 1
             held.append(self._key)
             self._t0 = _clock()
             return True
