@@ -115,7 +115,7 @@ def check_stress(threads: int, rounds: int) -> list[str]:
                                        sem.contentions),
         "exceptions in threads": (len(errors), 0),
         "events dropped": (_events.dropped - dropped, 0),
-        "held keys left": (sum(len(h) for h in _threads.all_held().values()), 0),
+        "held keys left": (sum(len(h.stack) for h in _threads.all_held().values()), 0),
     }
     print(f"stress: {threads} threads x {rounds:,} rounds in {elapsed:.1f} s: {acquisitions:,} acquisitions "
           f"(re-entries included), {sum(s.contentions for s in snap.locks):,} contentions, "

@@ -2,6 +2,10 @@
 
 Every operation (valid or not) is applied to both; return values, exception types and messages, and the
 observable state must be identical, and the traced side's held stack must match what the thread holds.
+
+Lock and RLock have two hot paths with the same behaviour (the C extension and pure Python): their machines,
+and the Condition machine on an explicit lock, run once per implementation present in this process
+(``...Pure`` always, ``...C`` when the extension is loaded: skipped, with the reason, when it is not).
 """
 
 from __future__ import annotations
@@ -10,18 +14,37 @@ import threading as std
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import tracedthreading
-from tracedthreading import _threads
+from tracedthreading import _cext, _primitives, _threads
 
 SETTINGS = settings(max_examples=40, stateful_step_count=30, deadline=None, derandomize=True, database=None)
 
 BLOCKING = st.sampled_from([True, False, 1, 0])
 TIMEOUTS = st.sampled_from([-1, 0, 0.001, -5, 1, 2.5])
 SEM_TIMEOUTS = st.sampled_from([None, 0, 0.001, -1, 1])
+
+#: The Lock/RLock implementations: (suffix of the test class, Lock class, RLock class); a class is None
+#: when that implementation is not in this process (the C one, unbuilt or TRACEDTHREADING_PURE_PYTHON=1).
+IMPLEMENTATIONS = [
+    ("Pure", _primitives.PyLock, _primitives.PyRLock),
+    ("C", _primitives.CLock, _primitives.CRLock),
+]
+NO_C_EXTENSION = (
+    f"the C extension is not built or not loaded here, so there is no C Lock/RLock to test ({_cext.describe()})"
+)
+
+
+def would_wait_long(blocking: Any, timeout: Any, busy: bool) -> bool:
+    """True when an acquire of a lock that is ``busy`` (held where waiting cannot free it) would block
+    forever or for a whole second: such calls are skipped (they prove nothing more)."""
+    if not blocking or not isinstance(timeout, (int, float)) or 0 <= timeout <= 0.01 or timeout < -1:
+        return False
+    return busy
 
 
 def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
@@ -78,14 +101,15 @@ class LockMachine(RuleBasedStateMachine):
         super().__init__()
         self.traced = type(self).traced_factory()
         self.raw = type(self).raw_factory()
+        assert type(self.traced) is type(self).traced_factory  # the implementation under test, not another
         self.depth = 0  # how many times the main thread holds it
         self.helper: _Helper | None = None
+        self.key = self.traced._key  # None on the C classes until the first acquire; set at creation on pure ones
 
     def _would_wait_long(self, blocking: Any, timeout: Any) -> bool:
         """True when the call would block forever or for a whole second: skipped (it proves nothing more)."""
-        if not blocking or not isinstance(timeout, (int, float)) or 0 <= timeout <= 0.01 or timeout < -1:
-            return False
-        return self.helper is not None or (self.depth > 0 and not self.reentrant)
+        busy = self.helper is not None or (self.depth > 0 and not self.reentrant)
+        return would_wait_long(blocking, timeout, busy)
 
     @rule(blocking=BLOCKING, timeout=TIMEOUTS)
     def acquire(self, blocking: Any, timeout: Any) -> None:
@@ -136,6 +160,17 @@ class LockMachine(RuleBasedStateMachine):
         if traced_result[0] == "ok" and self.depth > 0 and not self.reentrant:
             self.depth -= 1  # a Lock has no owner: the helper released what the main thread had re-taken
         self.helper = None
+
+    @invariant()
+    def key_is_stable(self) -> None:
+        """A lock's key, once it has one, never changes; a lock that was ever held has one."""
+        key = self.traced._key
+        if self.key is None:
+            self.key = key
+        else:
+            assert key == self.key
+        if self.depth > 0 or self.helper is not None:
+            assert isinstance(key, int)
 
     @invariant()
     def held_stack_matches(self) -> None:
@@ -196,17 +231,35 @@ class RLockMachine(LockMachine):
 
 
 class ConditionMachine(RuleBasedStateMachine):
-    """Condition vs its twin: acquire/release, wait(0), wait_for(pred, 0), notify(n), notify_all, owned or not."""
+    """Condition vs its twin: acquire/release, wait(0), wait_for(pred, 0), notify(n), notify_all, owned or not.
+
+    With ``lock_factories`` unset both make their default lock (an RLock); set, each is built on an explicit
+    lock: ``(traced lock class, stdlib lock factory)``.
+    """
+
+    lock_factories: tuple[Callable[[], Any], Callable[[], Any]] | None = None
+    reentrant = True
 
     def __init__(self) -> None:
         super().__init__()
-        self.traced = tracedthreading.Condition()
-        self.raw = std.Condition()
+        if self.lock_factories is None:
+            self.traced = tracedthreading.Condition()
+            self.raw = std.Condition()
+        else:
+            traced_factory, raw_factory = self.lock_factories
+            lock = traced_factory()
+            assert type(lock) is traced_factory
+            self.traced = tracedthreading.Condition(lock)
+            self.raw = std.Condition(raw_factory())
+            assert self.traced._lock is lock
         self.depth = 0
 
     @rule(blocking=BLOCKING, timeout=TIMEOUTS)
     def acquire(self, blocking: Any, timeout: Any) -> None:
-        """acquire() with every argument combination (the lock is an RLock: it never blocks here)."""
+        """acquire() with every argument combination (on an RLock it never blocks; on a Lock held by this
+        thread, a call that would wait long is skipped)."""
+        if would_wait_long(blocking, timeout, self.depth > 0 and not self.reentrant):
+            return
         kind, value = both(self.traced, self.raw, lambda c: c.acquire(blocking, timeout))
         if kind == "ok" and value:
             self.depth += 1
@@ -239,9 +292,14 @@ class ConditionMachine(RuleBasedStateMachine):
 
     @invariant()
     def ownership_matches(self) -> None:
-        """Both agree on ownership, and the held stack has the traced lock exactly while owned."""
+        """Both agree on ownership, and the held stack has the traced lock exactly once while owned."""
         assert self.traced._is_owned() == self.raw._is_owned() == (self.depth > 0)
-        assert (getattr(self.traced._lock, "_key", None) in _threads.current()) == (self.depth > 0)
+        key = getattr(self.traced._lock, "_key", None)
+        if self.depth > 0:
+            assert isinstance(key, int)
+            assert list(_threads.current()).count(key) == 1
+        else:
+            assert key is None or key not in _threads.current()
 
     def teardown(self) -> None:
         for _ in range(self.depth):
@@ -323,13 +381,43 @@ class EventBarrierMachine(RuleBasedStateMachine):
         assert self.barriers[0].broken == self.barriers[1].broken
 
 
-TestLock = LockMachine.TestCase
-TestLock.settings = SETTINGS
-TestRLock = RLockMachine.TestCase
-TestRLock.settings = SETTINGS
-TestCondition = ConditionMachine.TestCase
-TestCondition.settings = SETTINGS
-TestSemaphore = SemaphoreMachine.TestCase
-TestSemaphore.settings = SETTINGS
-TestEventBarrier = EventBarrierMachine.TestCase
-TestEventBarrier.settings = SETTINGS
+def machine_test(machine: type[RuleBasedStateMachine], skip: str | None = None) -> type:
+    """The unittest case that runs ``machine`` with SETTINGS; skipped with ``skip`` as the reason if given."""
+    case = machine.TestCase
+    case.settings = SETTINGS
+    if skip is not None:
+        case = pytest.mark.skipif(True, reason=skip)(case)
+    return case
+
+
+def implementation_tests(suffix: str, lock_cls: type | None, rlock_cls: type | None) -> dict[str, type]:
+    """``TestLock<suffix>``, ``TestRLock<suffix>`` and the Conditions on an explicit lock of that
+    implementation, as module-level test cases (skipped, with the reason, when it is not here)."""
+    skip = NO_C_EXTENSION if lock_cls is None or rlock_cls is None else None
+    machines = {
+        "TestLock": type(f"LockMachine{suffix}", (LockMachine,), {"traced_factory": lock_cls}),
+        "TestRLock": type(f"RLockMachine{suffix}", (RLockMachine,), {"traced_factory": rlock_cls}),
+        "TestConditionOnLock": type(
+            f"ConditionOnLockMachine{suffix}", (ConditionMachine,),
+            {"lock_factories": (lock_cls, std.Lock), "reentrant": False},
+        ),
+        "TestConditionOnRLock": type(
+            f"ConditionOnRLockMachine{suffix}", (ConditionMachine,), {"lock_factories": (rlock_cls, std.RLock)},
+        ),
+    }
+    return {name + suffix: machine_test(machine, skip) for name, machine in machines.items()}
+
+
+def test_every_implementation_is_tested() -> None:
+    """The public classes are one of the implementations above, and the C one is here when it was loaded."""
+    present = [(lock, rlock) for _, lock, rlock in IMPLEMENTATIONS if lock is not None]
+    assert (tracedthreading.Lock, tracedthreading.RLock) in present
+    assert (_primitives.CLock is not None) == (_cext.speedups is not None)
+
+
+for _suffix, _lock, _rlock in IMPLEMENTATIONS:
+    globals().update(implementation_tests(_suffix, _lock, _rlock))
+
+TestCondition = machine_test(ConditionMachine)  # on its default lock: a traced RLock of the public class
+TestSemaphore = machine_test(SemaphoreMachine)
+TestEventBarrier = machine_test(EventBarrierMachine)

@@ -218,3 +218,22 @@ def test_w():
     output = json.loads((pytester.path / "workeroutput.json").read_text())
     names = [lock["name"] for lock in output["tracedthreading"]["locks"]]
     assert "test_w:4" in names
+
+
+def test_xdist_controller_merges_the_workers_snapshots(pytester: pytest.Pytester) -> None:
+    """The controller's summary lists the locks of the snapshots its workers sent (``pytest_testnodedown``)."""
+    pytester.makeconftest("""
+import types
+import pytest
+from tracedthreading import pytest_plugin
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    worker = {"locks": [{"name": "from_gw1", "kind": "lock", "acquisitions": 3}]}
+    node = types.SimpleNamespace(config=session.config, workeroutput={"tracedthreading": worker})
+    pytest_plugin.pytest_testnodedown(node, None)
+""")
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    result = run(pytester, "--tracedthreading")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*from_gw1*lock*3*"])

@@ -26,8 +26,8 @@ from tracedthreading.snapshot import (
     LockStats,
     OrderEdge,
     Snapshot,
-    snapshot,
 )
+from tracedthreading._collect import snapshot  # after the line above: the package's ``snapshot`` is the function
 from tracedthreading.patching import patch, patched, unpatch
 
 __version__ = "0.1.0"
@@ -45,6 +45,7 @@ _TRACED = {
 }
 for _cls in _TRACED.values():
     _cls.__module__ = __name__
+_sys.modules[__name__ + ".snapshot"].snapshot = snapshot  # defined in _collect (see there), exported here too
 
 # The rest of threading's public API, as the stdlib's own objects (the set differs by version).
 _THREADING_NAMES = sorted(set(_std.__all__) | {"get_ident", "get_native_id", "main_thread", "TIMEOUT_MAX",

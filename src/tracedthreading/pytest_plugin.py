@@ -257,12 +257,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = _state(config)
     if state is None:
         return
-    from tracedthreading import snapshot as _snapshot_module
+    from tracedthreading.snapshot import merge
     from tracedthreading._report import format_lock_table
 
     snap = tracedthreading.snapshot()
     if state.worker_snapshots:
-        snap = _snapshot_module.merge([snap, *state.worker_snapshots])
+        snap = merge([snap, *state.worker_snapshots])
     top = state.settings.top
     terminalreporter.write_sep("-", f"tracedthreading: top {top} contended locks")
     terminalreporter.write_line(format_lock_table(snap.locks, top))

@@ -7,7 +7,7 @@ Shaped like ``tracemalloc``: value objects with ``__slots__``, readable ``__str_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -337,16 +337,9 @@ def inversion_from_dict(item: dict[str, Any]) -> Inversion:
     )
 
 
-def snapshot() -> Snapshot:
-    """Take a :class:`Snapshot` of every primitive's statistics, the inversions and the deadlocks so far."""
-    from tracedthreading import _deadlock, _lockorder
-
-    merged = _stats.collect()
-    locks = tuple(
-        LockStats.from_counters(counters, instances)
-        for (_name, _kind), (counters, instances) in sorted(merged.items())
-    )
-    return Snapshot(locks=locks, inversions=_lockorder.inversions(), deadlocks=_deadlock.deadlocks())
+# snapshot() reads _lockorder and _deadlock, which import this module: it is defined in
+# tracedthreading._collect, above them, and the package binds it here when it is imported.
+snapshot: Callable[[], Snapshot]
 
 
 def merge(snapshots: Iterable[Snapshot]) -> Snapshot:
