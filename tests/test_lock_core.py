@@ -352,26 +352,40 @@ def test_unused_locks_are_collected_without_a_trace(factory: type) -> None:
 
 
 @IMPLS
-def test_a_failed_first_use_leaves_the_lock_free_and_unregistered(factory: type, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first take registers the lock in the lock core; if that raises, the take is undone (the lock is
-    free, no stack holds it) and the next take registers it."""
-    real = _lockcore.activate
-    calls = [0]
-
-    def failing_once(lock: Any) -> None:
-        calls[0] += 1
-        if calls[0] == 1:
-            raise KeyboardInterrupt
-        real(lock)
-
-    monkeypatch.setattr(_lockcore, "activate", failing_once)
+def test_a_failed_first_use_leaves_the_lock_free_and_unregistered(factory: type) -> None:
+    """The first take registers the lock under its name's shared statistics; if that raises (here a
+    KeyboardInterrupt from a poisoned entry, once), the take is undone (the lock is free, no stack holds
+    it) and the next take registers it."""
     lock = factory(name="first-use")
-    with pytest.raises(KeyboardInterrupt):
-        lock.acquire()
-    assert not lock.locked() and list(_threads.current()) == []
-    with lock:
-        assert list(_threads.current()) == [lock._key]
-    assert calls[0] == 2 and _stats.primitive(lock._key) is lock
+    ident = ("first-use", None, 0, lock._kind)
+    real = _stats.name_stats(*ident)
+    raised = []
+
+    class Poisoned:
+        """Raises on the first read of ``hold_max`` (then reads the real statistics' own)."""
+
+        hist = real.hist
+        samples = 0
+
+        @property
+        def hold_max(self) -> float:
+            if not raised:
+                raised.append(True)
+                raise KeyboardInterrupt
+            return real.hold_max
+
+    _stats._name_stats[ident] = Poisoned()  # type: ignore[assignment]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lock.acquire()
+        assert not lock.locked() and list(_threads.current()) == []
+        assert lock._key is None or _stats.primitive(lock._key) is None
+        _stats._name_stats[ident] = real
+        with lock:
+            assert list(_threads.current()) == [lock._key]
+        assert raised and _stats.primitive(lock._key) is lock
+    finally:
+        _stats._name_stats[ident] = real
 
 
 # -- histograms, exact counts, thresholds on live locks -------------------------------------------

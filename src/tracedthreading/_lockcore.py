@@ -19,6 +19,7 @@ from time import perf_counter_ns as _clock_ns
 from typing import Any
 
 from tracedthreading import _config, _deadlock, _events, _lockorder, _stats, _threads, _trace
+from tracedthreading._cext import speedups as _speedups
 
 __all__ = [
     "activate",
@@ -59,9 +60,11 @@ def activate(lock: Any) -> None:
     shared = _stats._name_stats.get(ident)
     if shared is None:
         shared = _stats.name_stats(*ident)
+    cap = cap_for(shared)  # before anything is set: a failure (a signal's exception) leaves no half activation
+    entry = _ref(lock)
     lock._ns = shared
-    lock._cap = cap_for(shared)
-    _stats._live[lock._key] = _ref(lock)
+    lock._cap = cap
+    _stats._live[lock._key] = entry
 
 
 def cap_for(shared: _stats.NameStats | None) -> float:
@@ -97,6 +100,8 @@ def refresh_caps() -> None:
     global _held_long_s
     threshold = _CONFIG.held_long_threshold
     _held_long_s = _NEVER if threshold is None else float(threshold)
+    if _speedups is not None:  # the caps the C path gives locks it activates from now on
+        _speedups._set_caps(_held_long_s, _trace.active)
     for primitive in _stats.live():
         if hasattr(primitive, "_cap"):
             try:
@@ -111,18 +116,19 @@ def refresh_caps() -> None:
 def new_context(lock: Any, held: list[int], timed: bool, edges: bool = True) -> Any:
     """A take whose held-lock context is not the one the lock cached (or its first take): activate it if
     needed, record the order edges (unless ``edges`` is false: a trylock cannot deadlock) and cache the
-    context. ``held`` ends with the lock's own key. Returns the inversion to refuse, if any."""
+    context (not for a timed take: timed edges are marked, so each is observed). ``held`` ends with the
+    lock's own key. A take holding nothing else has no edge and leaves the cache as it is (a lock used
+    both alone and under another one keeps the latter cached). Returns the inversion to refuse, if any."""
     if lock._ns is None:
         activate(lock)
+    if len(held) < 2 or not edges:
+        return None
     ctx = held[:-1]
-    refuse = None
-    if edges and ctx:
-        refuse = _lockorder.observe(lock._key, ctx, timed, lock._ctx, lock._ctxn)
-    elif lock._ctxn and not timed and edges:
-        _lockorder.flush(lock._key, lock._ctx, lock._ctxn)  # the takes counted under the old context
-    if not timed and edges:
-        lock._ctx = ctx
-        lock._ctxn = 0
+    if timed:  # observed every time: the cached context and its counted takes stay as they are
+        return _lockorder.observe(lock._key, ctx, True)
+    refuse = _lockorder.observe(lock._key, ctx, False, lock._ctx, lock._ctxn)
+    lock._ctx = ctx
+    lock._ctxn = 0
     return refuse
 
 

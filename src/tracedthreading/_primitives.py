@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tracedthreading import _cext, _lockcore, _pylock, _stats, _threads
+from tracedthreading import _cext, _lockcore, _lockorder, _pylock, _stats, _threads
 
 __all__ = ["Lock", "RLock"]
 
@@ -141,7 +141,7 @@ _presented(PyRLock, "RLock")
 CLock: type | None = None
 CRLock: type | None = None
 if _cext.speedups is not None:
-    _cext.speedups._setup(_lockcore, _threads.current, _stats.count_into)
+    _cext.speedups._setup(_lockcore, _stats, _lockorder, _threads.current)
 
     class CLock(_cext.speedups.Lock, _LockAPI):  # type: ignore[no-redef,name-defined]
         """A traced ``threading.Lock``: same behaviour, plus contention, hold-time and lock-order records."""
@@ -165,7 +165,10 @@ else:
 
 
 def rlock_with_identity(tname: str | None, module: str | None, line: int) -> Any:
-    """A new RLock with a given identity: a Condition's default lock shares its condition's name."""
+    """A new RLock with a given identity: a Condition's default lock shares its condition's name
+    (every ``Future`` makes one: under the patch, always with a name)."""
+    if module is None and tname is not None:
+        return RLock(name=tname)
     lock = RLock(name="")
     lock._tname = tname
     lock._module = module

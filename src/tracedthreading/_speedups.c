@@ -46,11 +46,21 @@ static PyObject *hook_abort_wait;   /* _lockcore.abort_wait(wait) */
 static PyObject *hook_note_failure; /* _lockcore.note_failure(lock) */
 static PyObject *hook_past_cap;     /* _lockcore.past_cap(lock, hold_s, start_s, owner_id) */
 static PyObject *hook_grow;         /* _stats.count_into(hist, ns, weight) */
-static PyObject *hook_retire;       /* _lockcore.retire(record) */
 static PyObject *lock_order_error;  /* _lockcore.LockOrderError */
+/* Containers of the Python side that C reads and writes directly (never rebound there, see _setup): */
+static PyObject *name_stats_dict;   /* _stats._name_stats: (name, module, line, kind) -> NameStats */
+static PyObject *name_stats_make;   /* _stats.name_stats(name, module, line, kind): a name's first lock */
+static PyObject *dead_locks;        /* _stats._dead_locks: counters of dead locks, waiting to be folded */
+static PyObject *try_drain;         /* _stats.try_drain(): fold them (never blocks) */
+static PyObject *order_names;       /* _lockorder._names: keys the order graph knows */
+static PyObject *order_retire;      /* _lockorder.retire(key) */
+static Py_ssize_t drain_at = 4096;  /* _stats._DRAIN_AT */
+static double held_long_s = 1.0;    /* held_long_threshold in seconds (inf: none); set by _set_caps */
+static int tracing;                 /* a timeline trace is recorded: every hold goes to past_cap */
 static PyObject *validate_factory;  /* _thread.allocate_lock: a real lock's acquire() checks arguments */
 static PyObject *held_key;          /* key of the held stack in the thread state's dict */
-static PyObject *str_hist, *str_acquire, *str_name;
+static PyObject *str_hist, *str_acquire, *str_name, *str_hold_max;
+static PyObject *zero;
 static PyObject *str_lock, *str_rlock;
 static unsigned long long next_key_value;
 
@@ -79,6 +89,7 @@ typedef struct {
     unsigned long count;        /* RLock: recursion level (0 when free) */
     PyObject *holder;           /* the taker's held stack, or NULL */
     PyObject *key;              /* an int, made by the first take */
+    unsigned long long key_num; /* the same key as a C number (0: none yet) */
     PyObject *ctx;              /* the held-lock context last verified (a list), or NULL */
     Py_ssize_t ctxn;            /* takes counted against ctx since */
     int64_t t0;                 /* start of the current hold, ns */
@@ -200,20 +211,196 @@ undo_take(TLock *self)
     Py_XDECREF(holder);
 }
 
+/* -- the registry of activated C locks: key -> lock, without weak references ---------------------
+   A lock enters it on its first take and leaves it as it dies (under the GIL, before its memory goes),
+   so a pointer found here is a live lock. Open addressing; key 0 marks an empty slot, ~0 a removed one. */
+
+typedef struct {
+    unsigned long long key;
+    TLock *lock;
+} Slot;
+
+#define SLOT_FREE 0ULL
+#define SLOT_GONE (~0ULL)
+
+static Slot *slots;
+static size_t slot_count;  /* a power of two, or 0 */
+static size_t slot_used;   /* live entries */
+static size_t slot_fill;   /* live and removed entries */
+
+static inline size_t
+slot_start(unsigned long long key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 17) & (slot_count - 1);
+}
+
+static int
+registry_grow(void)
+{
+    size_t count = 64;
+    while (count < (slot_used + 1) * 2) {  /* half full at most after growing: 16-48 bytes a lock */
+        count *= 2;
+    }
+    Slot *fresh = PyMem_Calloc(count, sizeof(Slot));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Slot *old = slots;
+    size_t old_count = slot_count;
+    slots = fresh;
+    slot_count = count;
+    slot_fill = slot_used;
+    for (size_t i = 0; i < old_count; i++) {
+        unsigned long long key = old[i].key;
+        if (key != SLOT_FREE && key != SLOT_GONE) {
+            size_t at = slot_start(key);
+            while (slots[at].key != SLOT_FREE) {
+                at = (at + 1) & (slot_count - 1);
+            }
+            slots[at] = old[i];
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+static int
+registry_add(TLock *lock)
+{
+    if ((slot_fill + 1) * 3 > slot_count * 2 && registry_grow() < 0) {  /* two thirds full: grow */
+        return -1;
+    }
+    size_t at = slot_start(lock->key_num);
+    while (slots[at].key != SLOT_FREE && slots[at].key != SLOT_GONE) {
+        if (slots[at].key == lock->key_num) {
+            slots[at].lock = lock;
+            return 0;
+        }
+        at = (at + 1) & (slot_count - 1);
+    }
+    if (slots[at].key == SLOT_FREE) {
+        slot_fill++;
+    }
+    slots[at].key = lock->key_num;
+    slots[at].lock = lock;
+    slot_used++;
+    return 0;
+}
+
+static Slot *
+registry_find(unsigned long long key)
+{
+    if (slot_count == 0 || key == SLOT_FREE || key == SLOT_GONE) {
+        return NULL;
+    }
+    size_t at = slot_start(key);
+    while (slots[at].key != SLOT_FREE) {
+        if (slots[at].key == key) {
+            return &slots[at];
+        }
+        at = (at + 1) & (slot_count - 1);
+    }
+    return NULL;
+}
+
+static void
+registry_remove(unsigned long long key)
+{
+    Slot *slot = registry_find(key);
+    if (slot != NULL) {
+        slot->key = SLOT_GONE;
+        slot->lock = NULL;
+        slot_used--;
+    }
+}
+
+static int
+set_name_stats(TLock *self, PyObject *shared)
+{
+    PyObject *hist = PyObject_GetAttr(shared, str_hist);
+    if (hist == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->hist, hist);
+    Py_INCREF(shared);
+    Py_XSETREF(self->ns, shared);
+    return 0;
+}
+
+/* The cap of a lock whose name's maximum is ``high`` seconds: see _lockcore.cap_for. */
+static int64_t
+cap_for(double high)
+{
+    if (tracing) {
+        return -1;
+    }
+    double cap = high < held_long_s ? high : held_long_s;
+    return cap >= 9e9 ? INT64_MAX : (int64_t)(cap * 1e9);
+}
+
+/* A lock's first take, in C (as _lockcore.activate does for the pure path): its name's shared
+   statistics, its cap, its registry entry. Python code runs only for a name's very first lock. */
+static int
+activate(TLock *self)
+{
+    PyObject *ident = self->tname != NULL
+        ? PyTuple_Pack(4, self->tname, Py_None, zero, self->rlock ? str_rlock : str_lock)
+        : NULL;
+    if (self->tname == NULL) {
+        PyObject *line = PyLong_FromLong(self->line);
+        if (line == NULL) {
+            return -1;
+        }
+        ident = PyTuple_Pack(4, Py_None, self->module ? self->module : Py_None, line, self->rlock ? str_rlock : str_lock);
+        Py_DECREF(line);
+    }
+    if (ident == NULL) {
+        return -1;
+    }
+    PyObject *shared = PyDict_GetItemWithError(name_stats_dict, ident);  /* borrowed */
+    Py_XINCREF(shared);
+    if (shared == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(ident);
+            return -1;
+        }
+        shared = PyObject_Call(name_stats_make, ident, NULL);
+        if (shared == NULL) {
+            Py_DECREF(ident);
+            return -1;
+        }
+    }
+    Py_DECREF(ident);
+    PyObject *high_obj = PyObject_GetAttr(shared, str_hold_max);
+    double high = high_obj != NULL ? PyFloat_AsDouble(high_obj) : -1.0;
+    Py_XDECREF(high_obj);
+    if ((high == -1.0 && PyErr_Occurred()) || set_name_stats(self, shared) < 0 || registry_add(self) < 0) {
+        Py_DECREF(shared);
+        return -1;
+    }
+    Py_DECREF(shared);
+    self->cap = cap_for(high);
+    return 0;
+}
+
 /* Record a take of the real lock (this thread has it). No Python code runs until the state is whole;
    then, for a context not seen before or a first take, the lock core is told (and may refuse: raise
    mode). Returns -1 with the take undone on error. */
 static int
 record_take(TLock *self, PyObject *held, unsigned long me, unsigned long count, int timed, int edges, int refuse)
 {
-    int known = edges && !timed && self->ns != NULL && same_context(held, self->ctx);
+    /* A take holding nothing else has no edge: it neither needs nor changes the cached context. */
+    Py_ssize_t depth = PyList_GET_SIZE(held);
+    int known = depth == 0 || (edges && !timed && same_context(held, self->ctx));
     if (self->key == NULL) {
-        self->key = PyLong_FromUnsignedLongLong(++next_key_value);
+        self->key = PyLong_FromUnsignedLongLong(next_key_value + 1);
         if (self->key == NULL) {
             self->locked = 1;
             undo_take(self);
             return -1;
         }
+        self->key_num = ++next_key_value;
     }
     self->locked = 1;
     self->owner = me;
@@ -225,10 +412,18 @@ record_take(TLock *self, PyObject *held, unsigned long me, unsigned long count, 
         return -1;
     }
     self->t0 = now_ns();
-    if (known) {
-        if (PyList_GET_SIZE(held) > 1) {
-            self->ctxn++;
+    if (self->ns == NULL) {
+        /* The state is whole: the first take registers the lock (Python runs only for a new name). */
+        if (activate(self) < 0) {
+            undo_take(self);
+            return -1;
         }
+    }
+    if (depth == 0) {
+        return 0;
+    }
+    if (known) {
+        self->ctxn++;
         return 0;
     }
     if (!edges && self->ns != NULL) {
@@ -943,8 +1138,12 @@ tlock_dealloc(TLock *self)
     if (holder != NULL && self->key != NULL) {
         unhold(holder, self->key);  /* dropped while held (legal): nobody holds it any more */
     }
-    if (self->ns != NULL && self->key != NULL && hook_retire != NULL) {
-        /* A used lock: its counters fold into its name's record (never raises, never blocks). */
+    if (self->key_num != 0) {
+        registry_remove(self->key_num);
+    }
+    if (self->ns != NULL && self->key != NULL && dead_locks != NULL) {
+        /* A used lock: its counters queue for folding into its name's record (as _stats.retire_lock
+           does), and its order-graph node, if it has one, is dropped. Never raises, never blocks. */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         PyObject *record = Py_BuildValue(
@@ -953,9 +1152,16 @@ tlock_dealloc(TLock *self)
             (long long)self->n, (long long)self->hold_total, self->rare ? self->rare : Py_None,
             (long long)self->reentries);
         if (record != NULL) {
-            PyObject *done = PyObject_CallOneArg(hook_retire, record);
-            Py_XDECREF(done);
+            (void)PyList_Append(dead_locks, record);
             Py_DECREF(record);
+        }
+        if (PyDict_Contains(order_names, self->key) == 1) {
+            PyObject *done = PyObject_CallOneArg(order_retire, self->key);
+            Py_XDECREF(done);
+        }
+        if (PyList_GET_SIZE(dead_locks) >= drain_at) {
+            PyObject *done = PyObject_CallNoArgs(try_drain);
+            Py_XDECREF(done);
         }
         PyErr_Clear();
         PyErr_Restore(type, value, traceback);
@@ -1199,6 +1405,52 @@ module_next_key(PyObject *module, PyObject *unused)
     return PyLong_FromUnsignedLongLong(++next_key_value);
 }
 
+static PyObject *
+module_lookup(PyObject *module, PyObject *key)
+{
+    unsigned long long number = PyLong_AsUnsignedLongLong(key);
+    if (number == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Slot *slot = registry_find(number);
+    if (slot == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef((PyObject *)slot->lock);
+}
+
+static PyObject *
+module_live(PyObject *module, PyObject *unused)
+{
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < slot_count; i++) {
+        if (slots[i].key != SLOT_FREE && slots[i].key != SLOT_GONE) {
+            if (PyList_Append(out, (PyObject *)slots[i].lock) < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+    }
+    return out;
+}
+
+static PyObject *
+module_set_caps(PyObject *module, PyObject *args)
+{
+    double held_long;
+    int trace_on;
+    if (!PyArg_ParseTuple(args, "dp:_set_caps", &held_long, &trace_on)) {
+        return NULL;
+    }
+    held_long_s = held_long;
+    tracing = trace_on;
+    Py_RETURN_NONE;
+}
+
 static int
 take_hook(PyObject *source, const char *name, PyObject **slot)
 {
@@ -1210,12 +1462,36 @@ take_hook(PyObject *source, const char *name, PyObject **slot)
     return 0;
 }
 
-/* _setup(lockcore, current, count_into): the Python slow paths this module calls back. */
+/* _setup(lockcore, stats, lockorder, current): the Python slow paths this module calls back, and the
+   containers of _stats and _lockorder it uses directly (those modules never rebind them). */
 static PyObject *
 module_setup(PyObject *module, PyObject *args)
 {
-    PyObject *lockcore, *current, *grow;
-    if (!PyArg_ParseTuple(args, "OOO:_setup", &lockcore, &current, &grow)) {
+    PyObject *lockcore, *stats, *lockorder, *current;
+    if (!PyArg_ParseTuple(args, "OOOO:_setup", &lockcore, &stats, &lockorder, &current)) {
+        return NULL;
+    }
+    PyObject *drain = PyObject_GetAttrString(stats, "_DRAIN_AT");
+    if (drain == NULL) {
+        return NULL;
+    }
+    drain_at = PyLong_AsSsize_t(drain);
+    Py_DECREF(drain);
+    if (drain_at == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (take_hook(stats, "count_into", &hook_grow) < 0
+        || take_hook(stats, "_name_stats", &name_stats_dict) < 0
+        || take_hook(stats, "name_stats", &name_stats_make) < 0
+        || take_hook(stats, "_dead_locks", &dead_locks) < 0
+        || take_hook(stats, "try_drain", &try_drain) < 0
+        || take_hook(lockorder, "_names", &order_names) < 0
+        || take_hook(lockorder, "retire", &order_retire) < 0
+        ) {
+        return NULL;
+    }
+    if (!PyDict_Check(name_stats_dict) || !PyList_Check(dead_locks) || !PyDict_Check(order_names)) {
+        PyErr_SetString(PyExc_TypeError, "tracedthreading._speedups._setup: unexpected containers");
         return NULL;
     }
     if (take_hook(lockcore, "new_context", &hook_new_context) < 0
@@ -1226,7 +1502,6 @@ module_setup(PyObject *module, PyObject *args)
         || take_hook(lockcore, "abort_wait", &hook_abort_wait) < 0
         || take_hook(lockcore, "note_failure", &hook_note_failure) < 0
         || take_hook(lockcore, "past_cap", &hook_past_cap) < 0
-        || take_hook(lockcore, "retire", &hook_retire) < 0
         || take_hook(lockcore, "LockOrderError", &lock_order_error) < 0) {
         return NULL;
     }
@@ -1239,8 +1514,6 @@ module_setup(PyObject *module, PyObject *args)
     if (short_wait_s == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_INCREF(grow);
-    Py_XSETREF(hook_grow, grow);
     Py_INCREF(current);
     Py_XSETREF(hook_current, current);  /* last: check_setup() tests it */
     Py_RETURN_NONE;
@@ -1249,6 +1522,9 @@ module_setup(PyObject *module, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"next_key", module_next_key, METH_NOARGS, "A new key for a traced primitive (one counter for all)."},
     {"_setup", module_setup, METH_VARARGS, "Connect the hot path to its Python slow paths."},
+    {"_set_caps", module_set_caps, METH_VARARGS, "held_long_threshold (seconds, inf: none) and tracing, for new locks."},
+    {"lookup", module_lookup, METH_O, "The live C lock registered under a key, or None."},
+    {"live", module_live, METH_NOARGS, "Every live C lock that was ever taken (a new list)."},
     {NULL},
 };
 
@@ -1267,6 +1543,11 @@ PyInit__speedups(void)
     str_hist = PyUnicode_InternFromString("hist");
     str_acquire = PyUnicode_InternFromString("acquire");
     str_name = PyUnicode_InternFromString("__name__");
+    str_hold_max = PyUnicode_InternFromString("hold_max");
+    zero = PyLong_FromLong(0);
+    if (!str_hold_max || !zero) {
+        return NULL;
+    }
     str_lock = PyUnicode_InternFromString("lock");
     str_rlock = PyUnicode_InternFromString("rlock");
     if (!held_key || !str_hist || !str_acquire || !str_name || !str_lock || !str_rlock) {

@@ -38,10 +38,18 @@ __all__ = [
 HIST_BUCKETS = 64
 
 # Guards the folded aggregates and rare counters. Raw (never traced) and re-entrant: the garbage
-# collector may run a __del__ that takes traced locks while this thread is inside the tracer.
+# collector may run a __del__ that takes traced locks while this thread is inside the tracer. Never
+# rebound (a forked child re-initializes it in place): other modules keep a reference to it.
 lock = _thread.RLock()
+# The registry of live primitives, key -> weak reference: the pure-Python locks and the sync
+# primitives. The C locks keep their own (a key -> pointer table in _speedups, no weak references:
+# every Future's lock is one of them), read through _c_lookup and _c_live.
 _live: dict[int, weakref.ref[Any]] = {}
+_c_lookup = _speedups.lookup if _speedups is not None else None
+_c_live = _speedups.live if _speedups is not None else None
 _dead: list[Counters] = []
+# Never rebound, only mutated: the C locks append to it as they die (see _speedups._setup), as
+# _name_stats is read there and _lockorder._names.
 _dead_locks: list[tuple[Any, ...]] = []
 _folded: dict[tuple[str, str], Counters] = {}
 _instances: dict[tuple[str, str], int] = {}
@@ -267,13 +275,15 @@ def drain() -> None:
 def primitive(key: int) -> Any:
     """The live primitive registered under ``key``, or None once it is gone (or was never registered)."""
     ref = _live.get(key)
-    return None if ref is None else ref()
+    if ref is not None:
+        return ref()
+    return None if _c_lookup is None else _c_lookup(key)
 
 
 def live() -> list[Any]:
     """Every live traced primitive (strong references: the caller drops them soon)."""
     refs = list(_live.values())
-    out = []
+    out = [] if _c_live is None else _c_live()
     for ref in refs:
         primitive = ref()
         if primitive is not None:
@@ -333,8 +343,8 @@ def reset() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global lock
-    lock = _thread.RLock()
+    # Re-made in place, not rebound: other modules keep a reference to it (the hot paths' slow parts).
+    lock._at_fork_reinit()
 
 
 if hasattr(os, "register_at_fork"):

@@ -22,6 +22,7 @@ __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Th
 
 _CONFIG = _config.CONFIG
 _rlock_with_identity = _primitives.rlock_with_identity
+_stats_lock = _stats.lock
 _get_ident = _thread.get_ident
 _std_condition_init = _std.Condition.__init__
 _serial_lock = _thread.RLock()
@@ -135,8 +136,7 @@ def check_held_while_blocking(call: str, exempt: int | None = None) -> None:
         _blocking_sites.add(site)
     names = []
     for key in keys:
-        ref = _stats._live.get(key)
-        lock = ref() if ref is not None else None
+        lock = _stats.primitive(key)
         names.append(lock.trace_name if lock is not None else f"<dead lock {key}>")
     fields: dict[str, Any] = {"lock": names[-1], "kind": "lock", **_events.thread_fields()}
     fields.update(call=call, held=names, stack=stack)
@@ -223,7 +223,11 @@ class Semaphore(_Measured, _std.Semaphore):
             msg = "can't specify timeout for non-blocking acquire"
             raise ValueError(msg)
         if _std.Semaphore.acquire(self, False):
-            self._record(0, blocked=False)
+            with _stats_lock:  # inline: every ThreadPoolExecutor.submit tries its idle semaphore
+                counters = self._c
+                if counters is None:
+                    counters = self._counts()
+                counters.acquisitions += 1
             if _CONFIG.order_semaphores:
                 self._order_push(observe=bool(blocking))  # a try cannot deadlock: no edge into it
             return True
