@@ -7,6 +7,7 @@ the pure-Python path is then the whole library, and the reference both are teste
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -20,9 +21,13 @@ if _FORCED:
     speedups, _why = None, "TRACEDTHREADING_PURE_PYTHON is set"
 else:
     try:
-        from tracedthreading import _speedups as speedups
-    except ImportError as exc:  # not built (no compiler at install time), or built for another Python
-        speedups, _why = None, f"the C extension is not available ({exc})"
+        speedups = importlib.import_module("tracedthreading._speedups")
+    except ModuleNotFoundError as exc:
+        if exc.name != "tracedthreading._speedups":
+            raise
+        speedups, _why = None, "the C extension was not built: no compiler when it was installed?"
+    except ImportError as exc:  # built, but not loadable here (another Python's build, a broken file)
+        speedups, _why = None, f"the C extension cannot be loaded: {exc}"
     else:
         _why = ""
 

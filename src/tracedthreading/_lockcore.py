@@ -48,7 +48,16 @@ LockOrderError = _lockorder.LockOrderError
 SHORT_WAIT = 0.001
 
 
-# -- first use and caps -------------------------------------------------------------------------------
+# -- names, first use and caps --------------------------------------------------------------------------
+
+
+def checked_name(name: Any) -> str:
+    """A primitive's ``name=`` as a str, or the ``TypeError`` naming what was given instead."""
+    if not isinstance(name, str):
+        msg = f"name must be a str, got {type(name).__name__}"
+        raise TypeError(msg)
+    return str(name)
+
 
 
 def activate(lock: Any) -> None:

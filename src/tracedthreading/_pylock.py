@@ -130,10 +130,7 @@ class Lock:
             self._set_name(name)  # a str subclass, or the TypeError
 
     def _set_name(self, name: Any) -> None:
-        if not isinstance(name, str):
-            msg = f"name must be a str, got {type(name).__name__}"
-            raise TypeError(msg)
-        self._tname = str(name)
+        self._tname = _lockcore.checked_name(name)
         self._module = None
         self._line = 0
 
