@@ -40,7 +40,7 @@ def test_excepthook_assignment_reaches_the_stdlib() -> None:
         assert std.excepthook is tracedthreading.excepthook
         thread = tracedthreading.Thread(target=lambda: 1 / 0)
         thread.start()
-        thread.join()
+        thread.join(30)
     finally:
         std.excepthook = saved
     assert seen == [ZeroDivisionError]

@@ -35,7 +35,7 @@ def backward():
 for target in (forward, backward):
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join()
+    thread.join(30)
 code = sys.argv[1] if len(sys.argv) > 1 else "0"
 if code == "raise":
     raise ValueError("boom")

@@ -25,7 +25,7 @@ def run_deadlock(count: int, timeout: float) -> tuple[list[dict[str, Any]], list
 
     def worker(i: int) -> None:
         with lock_list[i]:
-            barrier.wait()
+            barrier.wait(30)
             got = lock_list[(i + 1) % count].acquire(timeout=timeout)
             returned.append(f"w{i}")
             results[f"w{i}"] = got
@@ -49,7 +49,7 @@ def run_deadlock(count: int, timeout: float) -> tuple[list[dict[str, Any]], list
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join()
+                thread.join(30)
     finally:
         _events.remove_sink(sink)
     at_event["results"] = results
@@ -98,15 +98,15 @@ def test_no_deadlock_when_the_holder_is_not_waiting_on_a_lock() -> None:
     def holder() -> None:
         with lock:
             taken.set()
-            done.wait()
+            done.wait(30)
 
     thread = tracedthreading.Thread(target=holder)
     with capture_events() as events:
         thread.start()
-        taken.wait()
+        taken.wait(30)
         assert not lock.acquire(timeout=0.01)
         done.set()
-        thread.join()
+        thread.join(30)
     assert not events_named(events, DEADLOCK)
     assert tracedthreading.snapshot().deadlocks == ()
 
@@ -133,7 +133,7 @@ def test_self_wait_released_by_another_thread_proceeds() -> None:
     with capture_events() as events:
         timer.start()
         assert lock.acquire(timeout=10)
-    timer.join()
+    timer.join(30)
     lock.release()
     assert len(events_named(events, "lock.self_wait")) == 1
     assert not events_named(events, DEADLOCK)
@@ -163,10 +163,10 @@ def test_long_wait_names_the_holder_with_both_stacks() -> None:
     try:
         with capture_events() as events:
             thread.start()
-            taken.wait()
+            taken.wait(30)
             assert lock.acquire()  # blocks until the sink lets the holder go
             lock.release()
-            thread.join()
+            thread.join(30)
     finally:
         _events.remove_sink(sink)
     (event,) = events_named(events, "lock.wait_long")
@@ -207,7 +207,7 @@ def test_long_wait_watchdog_can_be_turned_off() -> None:
         timer.start()
         with lock:  # a self-wait until the timer releases it
             pass
-        timer.join()
+        timer.join(30)
     assert not events_named(events, "lock.wait_long")
 
 
@@ -220,14 +220,14 @@ def test_timed_wait_shorter_than_the_threshold_is_not_a_long_wait() -> None:
     def holder() -> None:
         with lock:
             taken.set()
-            done.wait()
+            done.wait(30)
 
     thread = tracedthreading.Thread(target=holder)
     with capture_events() as events:
         thread.start()
-        taken.wait()
+        taken.wait(30)
         assert not lock.acquire(timeout=0.02)
         done.set()
-        thread.join()
+        thread.join(30)
     assert not events_named(events, "lock.wait_long")
 

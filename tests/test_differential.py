@@ -74,19 +74,19 @@ class _Helper:
 
         def hold(lock: Any) -> None:
             lock.acquire()
-            ready.wait()
+            ready.wait(30)
             self.stop.wait(10)
             self.results.append(outcome(lock.release))
 
         self.threads = [std.Thread(target=hold, args=(lock,)) for lock in (raw, traced)]
         for thread in self.threads:
             thread.start()
-        ready.wait()
+        ready.wait(30)
 
     def finish(self) -> list[tuple[str, Any]]:
         self.stop.set()
         for thread in self.threads:
-            thread.join()
+            thread.join(30)
         return self.results
 
 

@@ -73,16 +73,16 @@ def test_exception_inside_blocked_acquire_leaves_state_consistent(
 
     thread = std.Thread(target=holder)
     thread.start()
-    holding.wait()
+    holding.wait(30)
     sender = _interrupt_when(_main_waiting)
     with pytest.raises(Interrupted):
         lock.acquire(timeout=timeout)
-    sender.join()
+    sender.join(30)
     mine = _threads.current()
     assert list(mine) == [] and _threads.record_of(mine).waiting is None
     assert lock.locked() and lock._holder is not mine
     release.set()
-    thread.join()
+    thread.join(30)
     with lock:
         assert list(mine) == [lock._key]
     assert list(mine) == []
@@ -113,7 +113,7 @@ def test_exception_inside_blocked_wait_leaves_state_consistent(raising_handler: 
             calls[kind]()
         if kind == "condition":
             assert cond._is_owned() and list(_threads.current()) == [cond._lock._key]
-    sender.join()
+    sender.join(30)
     assert list(_threads.current()) == []
     assert _threads.record_of(_threads.current()).waiting is None
     snap = tracedthreading.snapshot()
@@ -222,7 +222,7 @@ def test_thread_dying_while_holding_locks_breaks_nothing() -> None:
     with capture_events() as events:
         thread = std.Thread(target=die)
         thread.start()
-        thread.join()
+        thread.join(30)
         assert lock.locked() and rlock.locked()  # as with the stdlib: the locks stay taken
         assert lock.acquire(timeout=0.01) is False
         assert rlock.acquire(timeout=0.01) is False

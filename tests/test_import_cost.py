@@ -109,13 +109,13 @@ def test_simultaneous_first_events_all_arrive() -> None:
         from tracedthreading import _events
         barrier = threading.Barrier(8)
         def worker(i):
-            barrier.wait()
+            barrier.wait(30)
             _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": f"l{i}", "kind": "lock", "wait": 1.0})
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(30)
         assert _events.dropped == 0, _events.dropped
     """)
     lines = [line for line in proc.stderr.splitlines() if "lock.contended" in line]

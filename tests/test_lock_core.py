@@ -325,7 +325,7 @@ def test_concurrent_first_takes_register_the_lock_once(factory: type) -> None:
         seen: list[int] = []
 
         def take() -> None:
-            barrier.wait()
+            barrier.wait(30)
             with lock:
                 seen.append(lock._key)
 
@@ -685,7 +685,7 @@ while (done < 20000 or interrupted < 100) and bad is None and time.monotonic() <
     if lock.locked() or _threads.current():
         bad = (done, lock.locked(), list(_threads.current()))
 stop.set()
-thread.join()
+thread.join(30)
 print("leaked", bad) if bad else print("done", interrupted >= 100, interrupted)
 """
 

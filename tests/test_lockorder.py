@@ -42,7 +42,7 @@ def in_thread(target: Callable[[], Any], name: str) -> None:
 
     thread = tracedthreading.Thread(target=run, name=name)
     thread.start()
-    thread.join()
+    thread.join(30)
     if errors:
         raise errors[0]
 
@@ -334,12 +334,12 @@ def test_condition_wait_releases_its_lock_without_self_wait_or_bogus_edges() -> 
         with capture_events() as events:
             thread = tracedthreading.Thread(target=waiter)
             thread.start()
-            waiting.wait()
+            waiting.wait(30)
             with x:
                 with cond:  # the waiter released the lock: this succeeds
                     seen["during"] = list(_threads.all_held()[thread.ident].stack)
                     cond.notify()
-            thread.join()
+            thread.join(30)
         assert seen == {"before": [lock._key], "during": [], "after": [lock._key], "end": []}
         assert graph_edges() == {("X", "L")}
         bad = {"lock.self_wait", "deadlock.detected", INVERSION}
@@ -356,7 +356,7 @@ def test_lock_released_by_another_thread_keeps_every_held_stack_consistent() -> 
         a.acquire()
         b.acquire()
         step[0].set()
-        step[1].wait()  # main releases A (not on top of our stack)
+        step[1].wait(30)  # main releases A (not on top of our stack)
         seen["after_foreign"] = list(_threads.current())
         b.release()
         with m:
@@ -366,12 +366,12 @@ def test_lock_released_by_another_thread_keeps_every_held_stack_consistent() -> 
 
     thread = tracedthreading.Thread(target=holder)
     thread.start()
-    step[0].wait()
+    step[0].wait(30)
     with n:
         a.release()  # a foreign release, while main holds N
         assert list(_threads.current()) == [n._key]
     step[1].set()
-    thread.join()
+    thread.join(30)
     assert seen == {"after_foreign": [b._key], "nested": [m._key, n._key], "end": []}
     assert not a.locked()
 
@@ -418,7 +418,7 @@ def test_held_while_blocking_is_reported_once_per_site() -> None:
                 barrier.wait()
                 with cond:
                     cond.wait(0)
-                thread.join()
+                thread.join(30)
         with cond:
             cond.wait(0)  # only its own lock held: not blocking while holding
     reports = events_named(events, "lock.held_while_blocking")
@@ -649,11 +649,11 @@ def test_raise_mode_on_a_contended_acquire_raises_before_blocking() -> None:
     def hold_a() -> None:
         with a:
             taken.set()
-            done.wait()
+            done.wait(30)
 
     thread = tracedthreading.Thread(target=hold_a)
     thread.start()
-    taken.wait()
+    taken.wait(30)
     try:
         with b:
             with pytest.raises(tracedthreading.LockOrderError):
@@ -661,7 +661,7 @@ def test_raise_mode_on_a_contended_acquire_raises_before_blocking() -> None:
             assert list(_threads.current()) == [b._key]
     finally:
         done.set()
-        thread.join()
+        thread.join(30)
     assert not a.locked()
 
 

@@ -137,7 +137,7 @@ def test_both_orders():
     for target in (forward, backward):
         thread = threading.Thread(target=target)
         thread.start()
-        thread.join()
+        thread.join(30)
 """)
     result = run(pytester, "--tracedthreading")
     result.assert_outcomes(failed=1)

@@ -67,7 +67,7 @@ def work(i):
 
 threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
 for t in threads: t.start()
-for t in threads: t.join()
+for t in threads: t.join(30)
 lines = buffer.getvalue().splitlines()
 snap = tracedthreading.snapshot()
 print(json.dumps({
@@ -174,10 +174,10 @@ def test_signal_handler_runs_while_main_thread_blocks_on_a_traced_lock() -> None
     try:
         thread = std.Thread(target=holder)
         thread.start()
-        holding.wait()
+        holding.wait(30)
         with contended:
             inside = list(_threads.current())
-        thread.join()
+        thread.join(30)
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert handled.is_set()

@@ -60,7 +60,7 @@ waiter.start()
 wait_until_blocked(waiter, accounts)
 time.sleep(0.025)
 accounts.release()
-waiter.join()
+waiter.join(30)
 """
 
 

@@ -85,7 +85,7 @@ def _hammer(threads: int, rounds: int, tag: str) -> tuple[dict[str, int], list[B
                         mine["cond_waits"] += 1
                         mine["cond_notified" if cond.wait(0) else "cond_timeouts"] += 1
                 if k % BARRIER_EVERY == 0:
-                    barrier.wait()
+                    barrier.wait(30)
                     mine["barrier"] += 1
         except BaseException as exc:  # noqa: BLE001 - collected and asserted empty
             errors.append(exc)
@@ -95,7 +95,7 @@ def _hammer(threads: int, rounds: int, tag: str) -> tuple[dict[str, int], list[B
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join()
+        worker.join(30)
     total: Counter[str] = Counter()
     for tally in tallies:
         total.update(tally)

@@ -46,7 +46,7 @@ def test_two_threads_hold_and_wait_slices(tmp_path: Path) -> None:
     go = tracedthreading.Event(name="go")
 
     def worker() -> None:
-        go.wait()
+        go.wait(30)
         for _ in range(rounds):
             with lock:
                 pass
@@ -60,7 +60,7 @@ def test_two_threads_hold_and_wait_slices(tmp_path: Path) -> None:
         _wait_until_blocked(thread, lock)
     lock.release()
     for thread in threads:
-        thread.join()
+        thread.join(30)
     _trace.stop()
 
     data = json.loads(path.read_text())
@@ -169,7 +169,7 @@ def test_waits_of_event_semaphore_and_barrier() -> None:
     helper = tracedthreading.Thread(target=barrier.wait, name="helper")
     helper.start()
     barrier.wait()
-    helper.join()
+    helper.join(30)
     event.set()
     event.wait()
     data = _trace.stop()
