@@ -177,6 +177,31 @@ def test_traced_rlock_is_not_a_lock() -> None:
             assert isinstance(threading.Lock(), threading.Lock)
 
 
+def _call_as_class_attribute(factory: Any) -> Any:
+    """What ``Holder().make()`` does when the class attribute ``make`` is ``factory``: bound or not."""
+
+    class Holder:
+        make = factory
+
+    try:
+        return type(Holder().make())
+    except TypeError:  # bound as a method: the factory got the instance as an argument
+        return TypeError
+
+
+@pytest.mark.parametrize("name", ["Lock", "RLock"])
+def test_a_patched_factory_binds_as_a_class_attribute_as_the_original_does(name: str) -> None:
+    """Called through an instance, a factory kept as a class attribute builds what the stdlib's does (the
+    stdlib's RLock function binds, and ignores the instance it is given)."""
+    expected = _call_as_class_attribute(ORIGINALS[name])
+    with tracedthreading.patched():
+        got = _call_as_class_attribute(getattr(threading, name))
+    if expected is TypeError:
+        assert got is TypeError
+    else:
+        assert got is getattr(tracedthreading, name)
+
+
 def test_subclassing_a_patched_class_subclasses_the_stdlib_one() -> None:
     """``class C(threading.Event)`` under the patch builds a plain stdlib-style object, old-style init included."""
     with tracedthreading.patched():

@@ -12,7 +12,7 @@ stdlib objects (``from threading import RLock`` bound before the patch: ``functo
   it for the raw factory) with ``name=`` defaulting to ``module:line`` of the code that called it.
 
 The stand-ins: ``Lock`` and ``RLock`` (functions; ``Lock`` is an unsubclassable class on 3.13) become wrapt
-``FunctionWrapper`` proxies, transparent for ``__name__``, ``__doc__``, ``__wrapped__`` and signatures.
+``ObjectProxy`` proxies, transparent for ``__name__``, ``__doc__``, ``__wrapped__`` and signatures.
 The classes become subclasses of the stdlib classes whose metaclass changes only construction: a proxy
 would shadow ``__init__`` (``BoundedSemaphore.__init__`` calls ``Semaphore.__init__(self, value)``, as
 do users' subclasses). A user's subclass made under the patch is built the stdlib way, untraced.
@@ -127,8 +127,19 @@ class _FactoryClass(type):
 def _factory_class(wrapt: Any) -> type:
     """The proxy class for ``Lock`` and ``RLock``, made when wrapt is first imported (by :func:`patch`)."""
 
-    class _Factory(wrapt.FunctionWrapper):  # type: ignore[misc,name-defined]
-        """The proxy for ``Lock`` and ``RLock`` (functions, or an unsubclassable class on 3.13)."""
+    class _Factory(wrapt.ObjectProxy):  # type: ignore[misc,name-defined]
+        """The proxy for ``Lock`` and ``RLock`` (functions, or an unsubclassable class on 3.13).
+
+        A transparent wrapt ``ObjectProxy`` whose call builds the primitive. (Not a ``FunctionWrapper``:
+        calling one looks up ``__self__`` on the wrapped function, an ``AttributeError`` raised and
+        cleared on every call, which made a patched ``threading.RLock()`` cost twice a traced one.)
+        """
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            frame = _getframe(1)
+            if frame.f_globals is _THREADING_GLOBALS:  # threading's own internals: always raw, at once
+                return self.__wrapped__(*args, **kwargs)
+            return _dispatch(self._self_name, self.__wrapped__, frame, args, kwargs)
 
         def __instancecheck__(self, obj: Any) -> bool:
             original = self.__wrapped__
@@ -147,24 +158,7 @@ def _factory_class(wrapt: Any) -> type:
     return _Factory
 
 
-def _caller_depth(wrapt: Any) -> int:
-    """How many frames a wrapt wrapper sees between itself and its caller (1 with wrapt's C extension)."""
-
-    def probe(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> int:
-        frame = sys._getframe(1)
-        depth = 1
-        while frame is not None and frame.f_code is not _probe_caller.__code__:
-            frame = frame.f_back
-            depth += 1
-        return depth
-
-    def _probe_caller(factory: Any) -> int:
-        return factory()  # type: ignore[no-any-return]
-
-    return _probe_caller(wrapt.FunctionWrapper(len, probe))
-
-
-def _make_factory(name: str, original: Any, proxy_class: type, depth: int) -> Any:
+def _make_factory(name: str, original: Any, proxy_class: type) -> Any:
     """The stand-in for ``original``: it builds ``tracedthreading.<name>`` for callers outside ``threading``."""
     if isinstance(original, type) and name not in ("Lock", "RLock"):
         namespace = {"__module__": original.__module__, "__qualname__": original.__qualname__,
@@ -172,11 +166,7 @@ def _make_factory(name: str, original: Any, proxy_class: type, depth: int) -> An
         standin = _FactoryClass(original.__name__, (original,), namespace)
         standin._tt_standin = standin
         return standin
-
-    def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return _dispatch(name, wrapped, sys._getframe(depth), args, kwargs)
-
-    factory = proxy_class(original, call)
+    factory = proxy_class(original)
     factory._self_name = name
     return factory
 
@@ -191,14 +181,13 @@ def _make_all() -> None:
     import wrapt  # outside _lock: an import waits on the import system's locks, never while we hold ours
 
     proxy_class = _factory_class(wrapt)
-    depth = _caller_depth(wrapt)
     with _lock:
         if _FACTORIES:
             return
-        factories = {id(obj): _make_factory(name, obj, proxy_class, depth) for name, obj in _ORIGINALS.items()}
+        factories = {id(obj): _make_factory(name, obj, proxy_class) for name, obj in _ORIGINALS.items()}
         for key, (name, obj) in _ALIASES.items():
             if key not in factories:
-                factories[key] = _make_factory(name, obj, proxy_class, depth)
+                factories[key] = _make_factory(name, obj, proxy_class)
         _ORIGINAL_OF.update((id(factory), _original_of(factory)) for factory in factories.values())
         _PROXY_IDS.update((id(proxy), proxy) for proxy in factories.values())
         _FACTORIES.update(factories)  # last: a non-empty _FACTORIES means the tables are complete
