@@ -238,27 +238,16 @@ def _flush_context(ctx: list[int], count: int, node: int) -> None:
 
 
 def _witness_stack() -> tuple[str, ...]:
-    """The acquiring thread's stack, cached per call site (a full walk costs microseconds)."""
-    frame = sys._getframe(1)
-    while frame is not None and _threads.is_internal(frame.f_code.co_filename):
-        frame = frame.f_back
-    if frame is None:
-        return ()
-    # The key is the whole call path (code, line) up to the depth kept: walking frames is cheap, it
-    # is formatting them that costs. Keyed on the innermost frame alone, two paths through one
-    # acquire line would share the first path's stack.
-    path = []
-    walk = frame
-    depth = _CONFIG.stack_depth
-    while walk is not None and len(path) < depth:
-        path.append((walk.f_code, walk.f_lineno))
-        walk = walk.f_back
-    site = tuple(path)
+    """The acquiring thread's user frames (see :func:`_threads.user_frames`), cached per call path."""
+    # The key is the whole path (code, line) of the frames kept: walking frames is cheap, it is
+    # formatting them that costs. Keyed on the innermost frame alone, two paths through one acquire
+    # line would share the first path's stack.
+    site = tuple(_threads.user_frames(sys._getframe(1), _CONFIG.stack_depth))
     stack = _stack_cache.get(site)
     if stack is None:
         if len(_stack_cache) >= _STACK_CACHE_MAX:
             _stack_cache.clear()
-        stack = _stack_cache[site] = tuple(_threads.format_frames(frame, depth))
+        stack = _stack_cache[site] = tuple(_threads.format_path(list(site)))
     return stack
 
 
