@@ -813,3 +813,42 @@ def test_randomized_graph_keeps_the_order_invariants_under_insertions_and_remova
         assert graph_edges() == final_edges
         reported = [i.locks for i in tracedthreading.snapshot().inversions]
         assert sorted(map(rotate, reported)) == sorted(map(rotate, expected))
+
+
+# -- names of locks made on one line --------------------------------------------------------------------
+
+
+def test_locks_made_on_one_line_have_distinct_names_in_the_report() -> None:
+    """``a, b = Lock(), Lock()`` share the default name ``module:line``: in the graph and the report the
+    second live one is ``module:line#2``, so the cycle reads ``m:4 -> m:4#2``, not ``m:4 -> m:4``."""
+    a, b = tracedthreading.Lock(), tracedthreading.Lock()
+    assert a.name == b.name
+    with capture_events() as events:
+        nest(a, b)
+        nest(b, a)
+    [event] = events_named(events, INVERSION)
+    cycle = event["cycle"]
+    assert sorted(cycle) == [a.name, f"{a.name}#2"]
+    assert f"cycle: {cycle[0]} -> {cycle[1]} -> {cycle[0]}\n" in event["report"]
+    assert graph_edges() == {(a.name, f"{a.name}#2"), (f"{a.name}#2", a.name)}
+
+
+def test_instance_suffixes_are_given_per_live_lock_and_reset_when_none_is_left() -> None:
+    """Suffixes number the live locks of one name in the order they enter the graph; once every lock of
+    that name is gone the next one is plain again (the bookkeeping is bounded by the live locks)."""
+    def make() -> Any:
+        return tracedthreading.Lock(name="worker lock")
+
+    outer = tracedthreading.Lock(name="outer")
+    first, second, third = make(), make(), make()
+    for lock in (first, second, third):
+        nest(outer, lock)
+    assert {dst for _, dst in graph_edges()} == {"worker lock", "worker lock#2", "worker lock#3"}
+    del first, second, third, lock
+    import gc
+
+    gc.collect()
+    fresh = make()
+    nest(outer, fresh)
+    assert {dst for _, dst in graph_edges()} == {"worker lock"}
+    assert _lockorder._live_names == {"outer": [1, 1], "worker lock": [1, 1]}

@@ -71,6 +71,10 @@ _back: dict[tuple[int, int], _Edge] = {}
 _back_out: dict[int, dict[int, _Edge]] = {}
 _back_in: dict[int, set[int]] = {}
 _names: dict[int, str] = {}  # never rebound: the C locks look their key up here as they die
+# Live locks sharing a name (two made on one line, or given one name) are told apart in the graph and its
+# reports by an instance suffix: name -> [live nodes with it, last number given]; "name#2" is the second.
+_live_names: dict[str, list[int]] = {}
+_suffixed: dict[int, str] = {}  # key -> its unsuffixed name, for the keys that got a suffix
 _sites: dict[int, str] = {}
 _class_keys: dict[str, int] = {}  # lock_class mode: creation site -> node
 _node_of: dict[int, int] = {}  # lock_class mode: lock key -> node
@@ -201,7 +205,8 @@ def _node_for_key(key: int) -> int | None:
             identity = _identity(key)
             if identity is None:
                 return None
-            _names[key], _sites[key] = identity
+            name, _sites[key] = identity
+            _names[key] = _instance_name(key, name)
         return key
     node = _node_of.get(key)
     if node is not None:
@@ -218,6 +223,32 @@ def _node_for_key(key: int) -> int | None:
         _sites[node] = site
     _node_of[key] = node
     return node
+
+
+def _instance_name(key: int, name: str) -> str:
+    """``name`` for the first live lock of that name, ``name#N`` for the N-th while earlier ones live."""
+    entry = _live_names.get(name)
+    if entry is None:
+        _live_names[name] = [1, 1]
+        return name
+    entry[0] += 1
+    entry[1] += 1
+    _suffixed[key] = name
+    return f"{name}#{entry[1]}"
+
+
+def _drop_name(key: int) -> None:
+    """Forget the name of lock ``key`` (it died or was forgotten); a name with no live lock left is reset."""
+    name = _names.pop(key, None)
+    _sites.pop(key, None)
+    if name is None or _CONFIG.lock_class:
+        return
+    base = _suffixed.pop(key, name)
+    entry = _live_names.get(base)
+    if entry is not None:
+        entry[0] -= 1
+        if entry[0] <= 0:
+            del _live_names[base]
 
 
 def _edge(src: int, dst: int) -> _Edge | None:
@@ -552,8 +583,7 @@ def _drain_dead() -> None:
     removed = False
     while _dead:
         key = _dead.pop()
-        _names.pop(key, None)
-        _sites.pop(key, None)
+        _drop_name(key)
         if _CONFIG.lock_class or key in _node_of:
             _node_of.pop(key, None)
             continue  # class nodes outlive their instances (bounded by the number of sites)
@@ -596,8 +626,7 @@ def forget(key: int) -> None:
             _sites.pop(node, None)
             for other in [k for k, n in _node_of.items() if n == node]:
                 del _node_of[other]
-        _names.pop(key, None)
-        _sites.pop(key, None)
+        _drop_name(key)
     invalidate_contexts(key)  # locks whose cached context holds it must observe again
 
 
@@ -647,6 +676,8 @@ def reset() -> None:
         _back_in.clear()
         _names.clear()
         _sites.clear()
+        _live_names.clear()
+        _suffixed.clear()
         _class_keys.clear()
         _node_of.clear()
         _reported.clear()
