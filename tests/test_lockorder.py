@@ -852,3 +852,64 @@ def test_instance_suffixes_are_given_per_live_lock_and_reset_when_none_is_left()
     nest(outer, fresh)
     assert {dst for _, dst in graph_edges()} == {"worker lock"}
     assert _lockorder._live_names == {"outer": [1, 1], "worker lock": [1, 1]}
+
+
+# -- edges of locks that died ---------------------------------------------------------------------------
+
+
+def _take_pair_and_drop(first: str, second: str, times: int = 1) -> None:
+    """Make two locks, take ``first`` then ``second`` ``times`` times, and let both die."""
+    a, b = tracedthreading.Lock(name=first), tracedthreading.Lock(name=second)
+    for _ in range(times):
+        nest(a, b)
+
+
+def test_edges_of_dead_locks_are_kept_per_name() -> None:
+    """A lock-order edge outlives its locks, by name, for the summary and the graph (``transfer_fixed.py``
+    rendered "no lock-order edges recorded": its accounts were gone at exit)."""
+    import gc
+
+    _take_pair_and_drop("account A", "account B", times=3)
+    _take_pair_and_drop("account A", "account B", times=2)  # the same names again: one edge, counts summed
+    gc.collect()
+    assert _lockorder.stats()["nodes"] == 0
+    [edge] = _lockorder.edges()
+    assert (edge.src, edge.dst, edge.count) == ("account A", "account B", 5)
+    assert edge.thread == "MainThread" and edge.stack and edge.stack[-1].endswith("in nest")
+
+
+def test_dead_edge_merges_with_a_live_edge_of_the_same_names() -> None:
+    """A live edge and a dead one between the same names are one edge in ``edges()``."""
+    import gc
+
+    _take_pair_and_drop("x", "y", times=4)
+    gc.collect()
+    x, y = tracedthreading.Lock(name="x"), tracedthreading.Lock(name="y")
+    nest(x, y)
+    assert [(e.src, e.dst, e.count) for e in _lockorder.edges()] == [("x", "y", 5)]
+
+
+def test_dead_edges_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ``_RETIRED_MAX`` name pairs are kept; further pairs are counted, not stored."""
+    import gc
+
+    monkeypatch.setattr(_lockorder, "_RETIRED_MAX", 5)
+    for i in range(12):
+        _take_pair_and_drop(f"src {i}", f"dst {i}")
+        gc.collect()
+    _lockorder.stats()
+    assert len(_lockorder._retired) == 5
+    assert _lockorder.stats()["retired_edges_dropped"] == 7
+    assert len(_lockorder.edges()) == 5
+
+
+def test_forget_drops_the_history_for_good() -> None:
+    """``forget(lock)`` is a request to drop the lock's history: its edges are not kept as dead edges."""
+    a, b = tracedthreading.Lock(name="fa"), tracedthreading.Lock(name="fb")
+    nest(a, b)
+    tracedthreading.forget(a)
+    del a, b
+    import gc
+
+    gc.collect()
+    assert _lockorder.edges() == ()
