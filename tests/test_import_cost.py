@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

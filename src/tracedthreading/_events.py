@@ -87,21 +87,19 @@ SCHEMA: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
-
 class ReentrantLogging(BaseException):  # noqa: N818 - control flow, never escapes emit()
     """Raised inside :func:`emit` when logging would block on a lock this thread already holds.
 
     A BaseException so that logging handlers' ``except Exception`` do not swallow it on the way out.
     """
 
+
 # Sinks receive every event dict (tests, the trace recorder, the pytest plugin); guarded by a raw lock.
 _sinks: list[Callable[[dict[str, Any]], None]] = []
 _sinks_lock = _thread.RLock()
 _emitting = _thread._local()
 dropped = 0
-
-
-_configured_logger: Any = None
+_configured_logger: Any = None  # structlog.get_logger("tracedthreading"), once the application configured structlog
 
 
 def is_emitting() -> bool:
