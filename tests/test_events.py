@@ -165,3 +165,28 @@ def test_readme_documents_every_event() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for name in _events.SCHEMA:
         assert f"`{name}`" in readme, name
+
+
+def test_inversion_on_stderr_is_readable_and_printed_when_it_happens() -> None:
+    """Without structlog, an inversion is a short line plus its report's lines, written at the acquire that
+    closes the cycle (before the program's next output), once; not one 8 KB line with ``\\n`` escapes."""
+    code = textwrap.dedent("""
+        import sys, tracedthreading
+        a, b = tracedthreading.Lock(name="acct A"), tracedthreading.Lock(name="acct B")
+        with a:
+            with b:
+                pass
+        with b:
+            with a:
+                print("after the inversion", file=sys.stderr, flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[-1] == "after the inversion"
+    [header] = [i for i, line in enumerate(lines) if "lock.order_inversion" in line]
+    assert max(len(line) for line in lines) < 300
+    assert "\\n" not in proc.stderr and "edges=" not in lines[header]
+    assert lines[header + 1] == "POSSIBLE DEADLOCK: lock-order inversion"
+    assert lines[header + 2] == "  cycle: acct A -> acct B -> acct A"
+    assert sum("POSSIBLE DEADLOCK" in line for line in lines) == 1

@@ -1,6 +1,7 @@
 """Import-time weight: ``import tracedthreading`` leaves structlog (and asyncio) and wrapt unimported.
 
-structlog is imported by the first event that reaches a logger, wrapt by the first ``patch()``. Each
+tracedthreading never imports structlog itself (the stderr default has its own renderer; a program
+that configured structlog has imported it), wrapt is imported by the first ``patch()``. Each
 case runs in a fresh interpreter (the test session itself has imported everything long ago); none
 asserts a duration, only which modules are loaded and that events still arrive where they did.
 """
@@ -12,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -49,13 +49,12 @@ def test_import_loads_neither_structlog_nor_wrapt() -> None:
     assert loaded(proc) == dict.fromkeys(HEAVY, False)
 
 
-def test_first_event_imports_structlog_and_reaches_the_stderr_fallback() -> None:
-    """No structlog setup: the first event imports structlog and is one readable line on stderr."""
+def test_events_on_stderr_never_import_structlog() -> None:
+    """No structlog setup: a warning event is one readable line on stderr, and structlog stays unimported."""
     proc = run(f"""
         import sys, time, tracedthreading
         from tracedthreading import _events
         tracedthreading.configure(held_long_threshold=0.001)
-        assert "structlog" not in sys.modules
         lock = tracedthreading.Lock(name="first")
         with lock:
             time.sleep(0.01)
@@ -63,10 +62,39 @@ def test_first_event_imports_structlog_and_reaches_the_stderr_fallback() -> None
         print("program output")
         {REPORT}
     """)
-    assert loaded(proc)["structlog"] is True
+    assert loaded(proc) == dict.fromkeys(HEAVY, False)
     assert proc.stdout.splitlines()[0] == "program output"
     [line] = [line for line in proc.stderr.splitlines() if "lock.held_long" in line]
-    assert "first" in line and "warning" in line
+    assert "lock=first" in line and "[warning  ]" in line
+
+
+def test_stderr_shows_warnings_and_above_only() -> None:
+    """Timeouts of polling waits (info) are not printed on stderr; listeners and a configured structlog get them."""
+    proc = run("""
+        import queue, sys, tracedthreading
+        from tracedthreading import _events
+        seen = []
+        _events.add_sink(seen.append)
+        event, cond = tracedthreading.Event(name="poll"), tracedthreading.Condition(name="cond")
+        for _ in range(5):
+            event.wait(0.001)
+            with cond:
+                cond.wait(0.001)
+        _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "shown", "kind": "lock", "wait": 1.0})
+        print(sorted({e["event"] for e in seen}))
+        import structlog
+        records = []
+        structlog.configure(processors=[lambda logger, method, event_dict: records.append((method, event_dict["event"])) or ""],
+                            logger_factory=structlog.ReturnLoggerFactory())
+        event.wait(0.001)
+        print(records)
+    """)
+    assert proc.stdout.splitlines() == [
+        "['condition.wait_timeout', 'event.wait_timeout', 'lock.contended']",
+        "[('info', 'event.wait_timeout')]",
+    ]
+    assert "wait_timeout" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "lock.contended" in line][0].count("lock=shown") == 1
 
 
 def test_structlog_configured_after_import_gets_the_events() -> None:
@@ -122,30 +150,20 @@ def test_simultaneous_first_events_all_arrive() -> None:
     assert sorted(line.split("lock=")[1].split()[0] for line in lines) == [f"l{i}" for i in range(8)]
 
 
-def test_structlog_imported_under_the_patch_stays_untraced() -> None:
-    """The first event under patch(): locks made while importing structlog are raw, as before any patch.
-
-    Locks the program makes meanwhile in other threads, and after the import, are traced as usual.
-    """
+def test_event_under_the_patch_imports_nothing() -> None:
+    """An event under patch() is printed without importing structlog: no module's locks are made for it."""
     proc = run("""
         import sys, threading, time, tracedthreading
         tracedthreading.configure(held_long_threshold=0.001)
         tracedthreading.patch()
-        assert "structlog" not in sys.modules
         lock = threading.Lock()
         with lock:
             time.sleep(0.01)
-        assert "structlog" in sys.modules and "asyncio" in sys.modules
-        import asyncio.events, logging
-        after = threading.Lock()
         tracedthreading.unpatch()
-        print(type(asyncio.events._lock).__module__, type(logging._lock).__module__, type(after).__module__)
         names = {stats.name.split(":")[0] for stats in tracedthreading.snapshot().locks}
-        print(sorted(names))
+        print(sorted(names), "structlog" in sys.modules, "asyncio" in sys.modules)
     """)
-    modules, names = proc.stdout.splitlines()
-    assert modules.split() == ["_thread", "_thread", "tracedthreading"]
-    assert names == "['__main__']"
+    assert proc.stdout.split("\n")[0] == "['__main__'] False False"
     assert "lock.held_long" in proc.stderr
 
 
@@ -207,9 +225,9 @@ def test_runner_summary_event_still_reaches_listeners(tmp_path: Path) -> None:
 
 
 def test_first_event_from_a_del_run_by_the_collector() -> None:
-    """First events emitted by ``__del__`` methods the collector runs anywhere (inside the tracer's own
-    bookkeeping, or inside the structlog import itself) import structlog without deadlock: each event is
-    either logged or, when nested inside another emission, dropped and counted."""
+    """Events emitted by ``__del__`` methods the collector runs anywhere (inside the tracer's own
+    bookkeeping, or inside another emission) never deadlock: each event is either printed or, when
+    nested inside another emission, dropped and counted."""
     proc = run("""
         import gc, sys
         import tracedthreading as tt
@@ -235,7 +253,7 @@ def test_first_event_from_a_del_run_by_the_collector() -> None:
     """)
     ran, imported, dropped = proc.stdout.split()
     logged = sum("in-del" in line for line in proc.stderr.splitlines())
-    assert (ran, imported) == ("60000", "True")
+    assert (ran, imported) == ("60000", "False")
     assert logged + int(dropped) == 60 and logged >= 1
 
 
@@ -248,54 +266,8 @@ def test_runner_threshold_off_disables(tmp_path: Path) -> None:
     assert run("", str(script), module=True, cwd=tmp_path).stdout == "0.1\n"
 
 
-AUDIT_IMPORTER = """
-import _thread, sys
-importers = []
-def _hook(event, args):
-    if event == "import" and args[0] == "structlog":
-        importers.append(_thread.get_ident())
-sys.addaudithook(_hook)
-"""
-
-
-def test_first_event_while_holding_a_lock_is_logged_by_a_loader_thread() -> None:
-    """A thread holding traced locks does not import structlog (it would keep them held meanwhile):
-    a loader thread does, and prints the events in order, before the interpreter exits."""
-    proc = run(AUDIT_IMPORTER + """
-import atexit
-import tracedthreading
-from tracedthreading import _events
-main = _thread.get_ident()
-# Registered first, so it runs last: after tracedthreading's own exit hook has waited for the loader.
-atexit.register(lambda: print(len(importers), main in importers, _events.dropped, _events._pending))
-lock = tracedthreading.Lock(name="held")
-with lock:
-    _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "held", "kind": "lock", "wait": 1.0})
-    _events.emit(_events.LOCK_HELD_LONG, "warning", {"lock": "held", "kind": "lock", "hold": 2.0})
-_events.emit(_events.EVENT_TIMEOUT, "info", {"lock": "free", "kind": "event", "wait": 3.0})
-""")
-    assert proc.stdout.split() == ["1", "False", "0", "None"]
-    lines = [line for line in proc.stderr.splitlines() if "[tracedthreading]" in line]
-    names = ("lock.contended", "lock.held_long", "event.wait_timeout")
-    assert [[name for name in names if f" {name} " in line] for line in lines] == [[name] for name in names], lines
-    assert "wait=1.0" in lines[0] and "hold=2.0" in lines[1] and "lock=free" in lines[2]
-
-
-def test_first_event_not_holding_a_lock_is_logged_at_once() -> None:
-    """A thread holding no traced lock imports structlog itself and its event is written before emit returns."""
-    proc = run(AUDIT_IMPORTER + """
-import io
-from tracedthreading import _events
-sys.stderr, real = io.StringIO(), sys.stderr
-_events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "free", "kind": "lock", "wait": 1.0})
-written, sys.stderr = sys.stderr.getvalue(), real
-print(importers == [_thread.get_ident()], "lock.contended" in written and "lock=free" in written)
-""")
-    assert proc.stdout.split() == ["True", "True"]
-
-
 def test_configured_structlog_is_logged_at_once_even_holding_a_lock() -> None:
-    """With the application's structlog setup, events are logged in the emitting thread, never deferred."""
+    """With the application's structlog setup, events are logged in the emitting thread, before emit returns."""
     proc = run("""
         import sys, structlog, tracedthreading
         from tracedthreading import _events
@@ -307,38 +279,46 @@ def test_configured_structlog_is_logged_at_once_even_holding_a_lock() -> None:
         structlog.configure(processors=[structlog.processors.JSONRenderer()], logger_factory=lambda *args: Collect())
         with tracedthreading.Lock(name="held"):
             _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "held", "kind": "lock", "wait": 1.0})
-            print(len(lines), _events._pending is None)
+            print(len(lines))
     """)
-    assert proc.stdout.split() == ["1", "True"]
+    assert proc.stdout.split() == ["1"]
 
 
-def test_fork_waits_for_the_loader() -> None:
-    """A fork right after a deferred first event waits for the loader: the child can import and log too."""
+def test_event_printed_before_emit_returns_holding_a_lock() -> None:
+    """Holding a traced lock, the event is written to stderr at once, by the emitting thread, in order."""
+    proc = run("""
+        import io, sys, tracedthreading
+        from tracedthreading import _events
+        sys.stderr, real = io.StringIO(), sys.stderr
+        with tracedthreading.Lock(name="held"):
+            _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "held", "kind": "lock", "wait": 1.0})
+            _events.emit(_events.LOCK_HELD_LONG, "warning", {"lock": "held", "kind": "lock", "hold": 2.0})
+            written = sys.stderr.getvalue()
+        sys.stderr = real
+        print([name for line in written.splitlines() for name in ("lock.contended", "lock.held_long") if name in line])
+    """)
+    assert proc.stdout.strip() == "['lock.contended', 'lock.held_long']"
+
+
+def test_fork_child_prints_events() -> None:
+    """A child forked after events were printed prints its own (the renderer's raw lock is made afresh)."""
     proc = run("""
         import os, sys, warnings
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a process that had threads
         import tracedthreading
-        from tracedthreading import _events
+        from tracedthreading import _console, _events
         with tracedthreading.Lock(name="parent"):
             _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "parent", "kind": "lock", "wait": 1.0})
+        _console._lock.acquire()  # as if another thread were writing at the fork
         pid = os.fork()
         if pid == 0:
             _events.emit(_events.LOCK_CONTENDED, "warning", {"lock": "child", "kind": "lock", "wait": 1.0})
             sys.stderr.flush()
             os._exit(0)
+        _console._lock.release()
         _, status = os.waitpid(pid, 0)
         print(status)
     """)
     assert proc.stdout.split() == ["0"]
     locks = sorted(line.split("lock=")[1].split()[0] for line in proc.stderr.splitlines() if "lock.contended" in line)
     assert locks == ["child", "parent"]
-
-
-def test_fallback_timestamp_is_the_emission_time() -> None:
-    """A deferred event is stamped with the time it was emitted, in TimeStamper's local %H:%M:%S format."""
-    from tracedthreading import _events
-
-    stamped = _events._stamp(None, "warning", {_events._WHEN: 86400.0 * 365})
-    assert stamped == {"timestamp": time.strftime("%H:%M:%S", time.localtime(86400.0 * 365))}
-    now = _events._stamp(None, "warning", {})["timestamp"]
-    assert len(now) == 8 and now.count(":") == 2

@@ -813,3 +813,103 @@ def test_randomized_graph_keeps_the_order_invariants_under_insertions_and_remova
         assert graph_edges() == final_edges
         reported = [i.locks for i in tracedthreading.snapshot().inversions]
         assert sorted(map(rotate, reported)) == sorted(map(rotate, expected))
+
+
+# -- names of locks made on one line --------------------------------------------------------------------
+
+
+def test_locks_made_on_one_line_have_distinct_names_in_the_report() -> None:
+    """``a, b = Lock(), Lock()`` share the default name ``module:line``: in the graph and the report the
+    second live one is ``module:line#2``, so the cycle reads ``m:4 -> m:4#2``, not ``m:4 -> m:4``."""
+    a, b = tracedthreading.Lock(), tracedthreading.Lock()
+    assert a.name == b.name
+    with capture_events() as events:
+        nest(a, b)
+        nest(b, a)
+    [event] = events_named(events, INVERSION)
+    cycle = event["cycle"]
+    assert sorted(cycle) == [a.name, f"{a.name}#2"]
+    assert f"cycle: {cycle[0]} -> {cycle[1]} -> {cycle[0]}\n" in event["report"]
+    assert graph_edges() == {(a.name, f"{a.name}#2"), (f"{a.name}#2", a.name)}
+
+
+def test_instance_suffixes_are_given_per_live_lock_and_reset_when_none_is_left() -> None:
+    """Suffixes number the live locks of one name in the order they enter the graph; once every lock of
+    that name is gone the next one is plain again (the bookkeeping is bounded by the live locks)."""
+    def make() -> Any:
+        return tracedthreading.Lock(name="worker lock")
+
+    outer = tracedthreading.Lock(name="outer")
+    first, second, third = make(), make(), make()
+    for lock in (first, second, third):
+        nest(outer, lock)
+    assert {dst for _, dst in graph_edges()} == {"worker lock", "worker lock#2", "worker lock#3"}
+    del first, second, third, lock
+    import gc
+
+    gc.collect()
+    fresh = make()
+    nest(outer, fresh)
+    assert {dst for _, dst in graph_edges()} == {"worker lock"}
+    assert _lockorder._live_names == {"outer": [1, 1], "worker lock": [1, 1]}
+
+
+# -- edges of locks that died ---------------------------------------------------------------------------
+
+
+def _take_pair_and_drop(first: str, second: str, times: int = 1) -> None:
+    """Make two locks, take ``first`` then ``second`` ``times`` times, and let both die."""
+    a, b = tracedthreading.Lock(name=first), tracedthreading.Lock(name=second)
+    for _ in range(times):
+        nest(a, b)
+
+
+def test_edges_of_dead_locks_are_kept_per_name() -> None:
+    """A lock-order edge outlives its locks, by name, for the summary and the graph (``transfer_fixed.py``
+    rendered "no lock-order edges recorded": its accounts were gone at exit)."""
+    import gc
+
+    _take_pair_and_drop("account A", "account B", times=3)
+    _take_pair_and_drop("account A", "account B", times=2)  # the same names again: one edge, counts summed
+    gc.collect()
+    assert _lockorder.stats()["nodes"] == 0
+    [edge] = _lockorder.edges()
+    assert (edge.src, edge.dst, edge.count) == ("account A", "account B", 5)
+    assert edge.thread == "MainThread" and edge.stack and edge.stack[-1].endswith("in nest")
+
+
+def test_dead_edge_merges_with_a_live_edge_of_the_same_names() -> None:
+    """A live edge and a dead one between the same names are one edge in ``edges()``."""
+    import gc
+
+    _take_pair_and_drop("x", "y", times=4)
+    gc.collect()
+    x, y = tracedthreading.Lock(name="x"), tracedthreading.Lock(name="y")
+    nest(x, y)
+    assert [(e.src, e.dst, e.count) for e in _lockorder.edges()] == [("x", "y", 5)]
+
+
+def test_dead_edges_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ``_RETIRED_MAX`` name pairs are kept; further pairs are counted, not stored."""
+    import gc
+
+    monkeypatch.setattr(_lockorder, "_RETIRED_MAX", 5)
+    for i in range(12):
+        _take_pair_and_drop(f"src {i}", f"dst {i}")
+        gc.collect()
+    _lockorder.stats()
+    assert len(_lockorder._retired) == 5
+    assert _lockorder.stats()["retired_edges_dropped"] == 7
+    assert len(_lockorder.edges()) == 5
+
+
+def test_forget_drops_the_history_for_good() -> None:
+    """``forget(lock)`` is a request to drop the lock's history: its edges are not kept as dead edges."""
+    a, b = tracedthreading.Lock(name="fa"), tracedthreading.Lock(name="fb")
+    nest(a, b)
+    tracedthreading.forget(a)
+    del a, b
+    import gc
+
+    gc.collect()
+    assert _lockorder.edges() == ()

@@ -232,3 +232,30 @@ class TestConditionWhileTracing(lock_tests.ConditionTests):
 @pytest.mark.usefixtures("_recording")
 class TestBoundedSemaphoreWhileTracing(lock_tests.BoundedSemaphoreTests):
     semtype = staticmethod(tracedthreading.BoundedSemaphore)
+
+
+def test_threads_with_reused_idents_get_one_track_each() -> None:
+    """Threads run one after another often get the ident of a finished one: each lifetime is its own
+    track, named after its thread (10 philosophers were drawn as 6 tracks)."""
+    lock = tracedthreading.Lock(name="fork")
+    _trace.start()
+    threads = []
+    for i in range(10):
+        def work(rounds: int = i + 1) -> None:
+            for _ in range(rounds):
+                with lock:
+                    pass
+        thread = tracedthreading.Thread(target=work, name=f"philosopher-{i}")
+        thread.start()
+        thread.join(30)
+        threads.append(thread)
+    data = _trace.stop()
+    assert len({t.ident for t in threads}) < 10, "no ident was reused: the case is not exercised"
+    names = {e["tid"]: e["args"]["name"] for e in data["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"}
+    by_name = {name: tid for tid, name in names.items()}
+    assert sorted(by_name) == sorted(t.name for t in threads)
+    assert len(set(names)) == 10
+    for i, thread in enumerate(threads):
+        assert len(_slices(data, "hold", by_name[thread.name])) == i + 1
+    assert by_name["philosopher-0"] == threads[0].ident  # a first lifetime keeps the thread's ident
+    assert all(0 < tid < 2**53 for tid in names)  # exact in JSON readers (JavaScript numbers)

@@ -329,12 +329,13 @@ def _died_holding(record: _threads.Held, keys: list[int]) -> None:
     })
 
 
-def retire(record: tuple[Any, ...]) -> None:
-    """A used Lock/RLock died (``record`` as :func:`tracedthreading._stats.retire_lock` takes it): fold
-    its counters and drop its order-graph node. Never blocks, never raises: it runs wherever it died."""
+def retire(record: tuple[Any, ...], ctx: list[int] | None = None, ctxn: int = 0) -> None:
+    """A used Lock/RLock died (``record`` as :func:`tracedthreading._stats.retire_lock` takes it, ``ctx``
+    and ``ctxn`` its cached context): fold its counters and drop its order-graph node. Never blocks,
+    never raises: it runs wherever it died."""
     try:
         _stats.retire_lock(record)
-        _lockorder.retire(record[0])
+        _lockorder.retire(record[0], ctx, ctxn)
     except Exception:  # noqa: BLE001, S110 - interpreter shutdown
         pass
 

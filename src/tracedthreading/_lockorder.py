@@ -24,6 +24,7 @@ import _thread
 import itertools
 import os
 import sys
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -71,13 +72,22 @@ _back: dict[tuple[int, int], _Edge] = {}
 _back_out: dict[int, dict[int, _Edge]] = {}
 _back_in: dict[int, set[int]] = {}
 _names: dict[int, str] = {}  # never rebound: the C locks look their key up here as they die
+# Live locks sharing a name (two made on one line, or given one name) are told apart in the graph and its
+# reports by an instance suffix: name -> [live nodes with it, last number given]; "name#2" is the second.
+_live_names: dict[str, list[int]] = {}
+_suffixed: dict[int, str] = {}  # key -> its unsuffixed name, for the keys that got a suffix
 _sites: dict[int, str] = {}
 _class_keys: dict[str, int] = {}  # lock_class mode: creation site -> node
 _node_of: dict[int, int] = {}  # lock_class mode: lock key -> node
 _reported: set[frozenset[tuple[int, int]]] = set()
 _pending: list[_Edge] = []  # closing edges whose every cycle is gated, re-checked when a guard set shrinks
 _inversions: list[Inversion] = []
-_dead: list[int] = []
+_dead: list[tuple[int, list[int] | None, int]] = []  # (key, cached context, takes counted against it)
+# Edges of locks that died, by (src name, dst name), for the summary and the graph: a program's locks are
+# often gone by exit (per-object locks). Bounded: past _RETIRED_MAX pairs new ones are only counted.
+_retired: dict[tuple[str, str], OrderEdge] = {}
+_RETIRED_MAX = 10_000
+_retired_dropped = 0
 _stack_cache: dict[tuple[Any, int], tuple[str, ...]] = {}
 _STACK_CACHE_MAX = 4096
 _SEARCH_BUDGET = 20_000  # edge visits allowed when looking past a gated shortest cycle
@@ -201,7 +211,8 @@ def _node_for_key(key: int) -> int | None:
             identity = _identity(key)
             if identity is None:
                 return None
-            _names[key], _sites[key] = identity
+            name, _sites[key] = identity
+            _names[key] = _instance_name(key, name)
         return key
     node = _node_of.get(key)
     if node is not None:
@@ -218,6 +229,32 @@ def _node_for_key(key: int) -> int | None:
         _sites[node] = site
     _node_of[key] = node
     return node
+
+
+def _instance_name(key: int, name: str) -> str:
+    """``name`` for the first live lock of that name, ``name#N`` for the N-th while earlier ones live."""
+    entry = _live_names.get(name)
+    if entry is None:
+        _live_names[name] = [1, 1]
+        return name
+    entry[0] += 1
+    entry[1] += 1
+    _suffixed[key] = name
+    return f"{name}#{entry[1]}"
+
+
+def _drop_name(key: int) -> None:
+    """Forget the name of lock ``key`` (it died or was forgotten); a name with no live lock left is reset."""
+    name = _names.pop(key, None)
+    _sites.pop(key, None)
+    if name is None or _CONFIG.lock_class:
+        return
+    base = _suffixed.pop(key, name)
+    entry = _live_names.get(base)
+    if entry is not None:
+        entry[0] -= 1
+        if entry[0] <= 0:
+            del _live_names[base]
 
 
 def _edge(src: int, dst: int) -> _Edge | None:
@@ -238,27 +275,16 @@ def _flush_context(ctx: list[int], count: int, node: int) -> None:
 
 
 def _witness_stack() -> tuple[str, ...]:
-    """The acquiring thread's stack, cached per call site (a full walk costs microseconds)."""
-    frame = sys._getframe(1)
-    while frame is not None and _threads.is_internal(frame.f_code.co_filename):
-        frame = frame.f_back
-    if frame is None:
-        return ()
-    # The key is the whole call path (code, line) up to the depth kept: walking frames is cheap, it
-    # is formatting them that costs. Keyed on the innermost frame alone, two paths through one
-    # acquire line would share the first path's stack.
-    path = []
-    walk = frame
-    depth = _CONFIG.stack_depth
-    while walk is not None and len(path) < depth:
-        path.append((walk.f_code, walk.f_lineno))
-        walk = walk.f_back
-    site = tuple(path)
+    """The acquiring thread's user frames (see :func:`_threads.user_frames`), cached per call path."""
+    # The key is the whole path (code, line) of the frames kept: walking frames is cheap, it is
+    # formatting them that costs. Keyed on the innermost frame alone, two paths through one acquire
+    # line would share the first path's stack.
+    site = tuple(_threads.user_frames(sys._getframe(1), _CONFIG.stack_depth))
     stack = _stack_cache.get(site)
     if stack is None:
         if len(_stack_cache) >= _STACK_CACHE_MAX:
             _stack_cache.clear()
-        stack = _stack_cache[site] = tuple(_threads.format_frames(frame, depth))
+        stack = _stack_cache[site] = tuple(_threads.format_path(list(site)))
     return stack
 
 
@@ -553,24 +579,63 @@ def _hint(edges: list[OrderEdge]) -> str:
 # -- lifetime ---------------------------------------------------------------------------------------
 
 
-def retire(key: int) -> None:
-    """A lock died (called from ``__del__``): queue its node for removal, never blocking."""
+def retire(key: int, ctx: list[int] | None = None, ctxn: int = 0) -> None:
+    """A lock died (called from ``__del__``): queue its node for removal, never blocking; ``ctx``/``ctxn``
+    are its cached context and the takes counted against it, added to those edges first."""
     if key in _names:
-        _dead.append(key)
+        _dead.append((key, ctx, ctxn))
 
 
 def _drain_dead() -> None:
     removed = False
+    batch = []
     while _dead:
-        key = _dead.pop()
-        _names.pop(key, None)
-        _sites.pop(key, None)
+        batch.append(_dead.pop())
+    for key, ctx, ctxn in batch:  # every count first: a lock dying with its partner must find their edge
+        if ctx and ctxn:
+            _flush_context(ctx, ctxn, _node_of.get(key, key) if _CONFIG.lock_class else key)
+    for key, _ctx, _ctxn in batch:
         if _CONFIG.lock_class or key in _node_of:
+            _drop_name(key)
             _node_of.pop(key, None)
             continue  # class nodes outlive their instances (bounded by the number of sites)
+        if key in _ord:
+            _retire_edges(key)
+        _drop_name(key)
         removed = _remove_node(key) or removed
     if removed and _back:
         _settle_back()
+
+
+def _retire_edges(node: int) -> None:
+    """Keep the edges of the dead lock ``node`` by name (see ``_retired``), before the node goes."""
+    global _retired_dropped
+    touching = [*_succ.get(node, {}).values(), *(_back_out.get(node) or {}).values()]
+    touching.extend(_succ[src][node] for src in _pred.get(node, ()))
+    touching.extend(_back[(src, node)] for src in _back_in.get(node, ()))
+    for edge in touching:
+        cached = []
+        if edge.src == node:  # takes of a live lock counted by its context cache, not yet in the edge
+            primitive = _stats.primitive(edge.dst)
+            ctx, ctxn = getattr(primitive, "_ctx", None), getattr(primitive, "_ctxn", 0)
+            if ctx and ctxn:
+                cached.append((edge.dst, ctx, ctxn))
+        value = _order_edge(edge, cached)
+        pair = (value.src, value.dst)
+        known = _retired.get(pair)
+        if known is None:
+            if len(_retired) >= _RETIRED_MAX:
+                _retired_dropped += 1
+                continue
+            _retired[pair] = value
+        else:
+            _retired[pair] = _merged(known, value)
+
+
+def _merged(older: OrderEdge, newer: OrderEdge) -> OrderEdge:
+    """One edge for two of the same names: counts summed, the older witness, timed only if both were."""
+    guards = tuple(sorted(set(older.guards).intersection(newer.guards)))
+    return replace(older, count=older.count + newer.count, timed=older.timed and newer.timed, guards=guards)
 
 
 def _remove_node(node: int) -> bool:
@@ -607,8 +672,7 @@ def forget(key: int) -> None:
             _sites.pop(node, None)
             for other in [k for k, n in _node_of.items() if n == node]:
                 del _node_of[other]
-        _names.pop(key, None)
-        _sites.pop(key, None)
+        _drop_name(key)
     invalidate_contexts(key)  # locks whose cached context holds it must observe again
 
 
@@ -619,14 +683,21 @@ def inversions() -> tuple[Inversion, ...]:
 
 
 def edges(limit: int | None = None) -> tuple[OrderEdge, ...]:
-    """The edges of the lock-order graph (live locks only), most taken first, at most ``limit``."""
+    """The edges of the lock-order graph, most taken first, at most ``limit``: live locks' edges, and
+    those of dead locks kept by name (an edge between two names appears once, its counts summed)."""
     with _lock:
         if _dead:
             _drain_dead()
         internal = [edge for succ in _succ.values() for edge in succ.values()]
         internal.extend(_back.values())
         cached = [entry for entry in cached_takes() if entry[2]]
-        found = [_order_edge(edge, cached) for edge in internal]
+        by_names = dict(_retired)
+        for edge in internal:
+            value = _order_edge(edge, cached)
+            pair = (value.src, value.dst)
+            known = by_names.get(pair)
+            by_names[pair] = value if known is None else _merged(known, value)
+    found = list(by_names.values())
     found.sort(key=lambda e: (-e.count, e.src, e.dst))
     return tuple(found if limit is None else found[:limit])
 
@@ -644,11 +715,14 @@ def stats() -> dict[str, int]:
             "pending": len(_pending),
             "reported": len(_reported),
             "stack_cache": len(_stack_cache),
+            "retired_edges": len(_retired),
+            "retired_edges_dropped": _retired_dropped,
         }
 
 
 def reset() -> None:
     """Forget the whole graph and every report; cached contexts of live locks are invalidated."""
+    global _retired_dropped
     with _lock:
         _succ.clear()
         _pred.clear()
@@ -658,12 +732,16 @@ def reset() -> None:
         _back_in.clear()
         _names.clear()
         _sites.clear()
+        _live_names.clear()
+        _suffixed.clear()
         _class_keys.clear()
         _node_of.clear()
         _reported.clear()
         _pending.clear()
         _inversions.clear()
         _dead.clear()
+        _retired.clear()
+        _retired_dropped = 0
         _stack_cache.clear()
     invalidate_contexts(None)
 

@@ -409,7 +409,7 @@ class Lock:
             _lockcore.retire((
                 key, self._tname, self._module, self._line, self._kind, holder is not None,
                 self._n + self._w - self._left, int(self._hold_total * 1e9), self._rare, self._reentries,
-            ))
+            ), self._ctx, self._ctxn)
         except Exception:  # noqa: BLE001, S110 - interpreter shutdown, half-built object
             pass
 

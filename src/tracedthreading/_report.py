@@ -528,13 +528,16 @@ def lock_order_dot(
             if known is None or edge.count >= known.count:
                 edges[pair] = edge
             hot.add(pair)
+    hot_nodes = {name for pair in hot for name in pair}
     nodes: dict[str, bool] = {}
     for src, dst in edges:
         for name in (src, dst):
-            nodes[name] = nodes.get(name, False) or any(name in pair for pair in hot)
+            if name not in nodes:
+                nodes[name] = name in hot_nodes
     lines = [
         "digraph lock_order {",
-        f"  graph [label={_quote(title)}, labelloc=t, fontname=Helvetica];",
+        # nodesep/ranksep: room for the labels of the two edges of a 2-cycle, side by side.
+        f"  graph [label={_quote(title)}, labelloc=t, fontname=Helvetica, nodesep=0.8, ranksep=0.7];",
         "  node [shape=box, style=rounded, fontname=Helvetica];",
         "  edge [fontname=Helvetica, fontsize=10];",
     ]

@@ -53,7 +53,7 @@ static PyObject *name_stats_make;   /* _stats.name_stats(name, module, line, kin
 static PyObject *dead_locks;        /* _stats._dead_locks: counters of dead locks, waiting to be folded */
 static PyObject *try_drain;         /* _stats.try_drain(): fold them (never blocks) */
 static PyObject *order_names;       /* _lockorder._names: keys the order graph knows */
-static PyObject *order_retire;      /* _lockorder.retire(key) */
+static PyObject *order_retire;      /* _lockorder.retire(key, ctx, ctxn) */
 static Py_ssize_t drain_at = 4096;  /* _stats._DRAIN_AT */
 static double held_long_s = 1.0;    /* held_long_threshold in seconds (inf: none); set by _set_caps */
 static int tracing;                 /* a timeline trace is recorded: every hold goes to past_cap */
@@ -1156,7 +1156,9 @@ tlock_dealloc(TLock *self)
             Py_DECREF(record);
         }
         if (PyDict_Contains(order_names, self->key) == 1) {
-            PyObject *done = PyObject_CallOneArg(order_retire, self->key);
+            /* With its cached context: the takes counted against it belong to edges into this lock. */
+            PyObject *done = PyObject_CallFunction(order_retire, "OOn", self->key,
+                                                   self->ctx ? self->ctx : Py_None, self->ctxn);
             Py_XDECREF(done);
         }
         if (PyList_GET_SIZE(dead_locks) >= drain_at) {

@@ -212,16 +212,25 @@ def thread_stack(ident: int, depth: int) -> list[str]:
     return format_frames(frame, depth)
 
 
-def format_frames(frame: Any, depth: int) -> list[str]:
-    """Walk ``frame`` outwards for at most ``depth`` frames, skipping tracedthreading's own."""
-    lines: list[str] = []
-    while frame is not None and len(lines) < depth:
-        code = frame.f_code
-        if not is_internal(code.co_filename):
-            lines.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+def user_frames(frame: Any, depth: int) -> list[tuple[Any, int]]:
+    """(code, line) of the first ``depth`` frames from ``frame`` outwards that are not tools' (see
+    :func:`is_tool_frame`), innermost first."""
+    path: list[tuple[Any, int]] = []
+    while frame is not None and len(path) < depth:
+        if not is_tool_frame(frame):
+            path.append((frame.f_code, frame.f_lineno))
         frame = frame.f_back
-    lines.reverse()
-    return lines
+    return path
+
+
+def format_path(path: list[tuple[Any, int]]) -> list[str]:
+    """``file:line in function`` lines of a :func:`user_frames` path, innermost last."""
+    return [f"{code.co_filename}:{line} in {code.co_name}" for code, line in reversed(path)]
+
+
+def format_frames(frame: Any, depth: int) -> list[str]:
+    """Walk ``frame`` outwards and keep at most ``depth`` user frames (no tracedthreading, pytest, runpy...)."""
+    return format_path(user_frames(frame, depth))
 
 
 def caller_stack(depth: int, skip: int = 1) -> list[str]:
@@ -236,6 +245,31 @@ _THREADING_FILE = os.path.abspath(_std.__file__)
 def is_internal(filename: str) -> bool:
     """tracedthreading's own frames and threading.py's (thread bootstrap) are left out of stacks."""
     return filename.startswith(_PACKAGE_DIR) or filename == _THREADING_FILE
+
+
+# Top-level packages whose frames are tools around the user's code, never the user's: pytest's machinery,
+# the runner's runpy, thread bootstrap, tracedthreading itself. A stack of them says nothing about the bug.
+_TOOL_PACKAGES = frozenset({"_pytest", "pytest", "pluggy", "runpy", "threading", "tracedthreading"})
+
+
+_tool_files: dict[str, bool] = {}  # co_filename -> in a tool package's directory (a cache, bounded)
+_TOOL_FILES_MAX = 4096
+
+
+def is_tool_frame(frame: Any) -> bool:
+    """True for frames of the packages in ``_TOOL_PACKAGES``: by module name, or by directory (a tool's
+    ``__main__``, as in ``python -m pytest``)."""
+    name = frame.f_globals.get("__name__")
+    if isinstance(name, str) and name.partition(".")[0] in _TOOL_PACKAGES:
+        return True
+    filename = frame.f_code.co_filename
+    tool = _tool_files.get(filename)
+    if tool is None:
+        if len(_tool_files) >= _TOOL_FILES_MAX:
+            _tool_files.clear()
+        parts = filename.replace("\\", "/").split("/")[:-1]
+        tool = _tool_files[filename] = is_internal(filename) or not _TOOL_PACKAGES.isdisjoint(parts)
+    return tool
 
 
 _main_ident = _thread.get_ident()

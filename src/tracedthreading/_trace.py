@@ -19,6 +19,7 @@ import itertools
 import os
 import sys
 import time
+import weakref
 from time import perf_counter_ns as _clock
 from collections.abc import Callable
 from typing import Any
@@ -33,8 +34,15 @@ _get_ident = _thread.get_ident
 # that outlive stop() are then discarded.
 _buffer: collections.deque[tuple[Any, ...]] | None = None
 _serial = itertools.count()  # next() is atomic: record numbers, so dropped = highest number + 1 - kept
-_names: dict[int, str] = {}  # thread ident -> name, captured at the thread's first record
-_hold_ends: dict[int, int] = {}  # thread ident -> end of its last hold (see last_hold_end)
+_names: dict[int, str] = {}  # track -> name of its thread, captured at the track's first record
+# A thread ident is reused once its thread ended: one track per thread *lifetime*. ident -> (weak
+# reference to what identifies the lifetime (its Thread object, else its held-lock record), or None;
+# the track). A first lifetime's track is its ident; later ones count up from _REUSED_BASE: above any
+# ident (pointers below 2**48, Windows ids below 2**32) and exact as a JavaScript number (< 2**53).
+_tracks: dict[int, tuple[Any, int]] = {}
+_REUSED_BASE = 2**52
+_reused = itertools.count(_REUSED_BASE)
+_hold_ends: dict[int, int] = {}  # track -> end of its last hold (see last_hold_end)
 _base_ns = 0
 _wall_start = 0.0
 _path: str | None = None
@@ -52,17 +60,42 @@ def record(cat: str, name: str, kind: str, tid: int, start: int, end: int, timed
     buffer = _buffer
     if buffer is None:
         return
-    if tid not in _names:
-        _names[tid] = _threads.thread_name(tid)
+    track = _track(tid)
     if cat is HOLD:
-        _hold_ends[tid] = end
-    buffer.append((next(_serial), cat, name, kind, tid, start, end - start, timed_out))
+        _hold_ends[track] = end
+    buffer.append((next(_serial), cat, name, kind, track, start, end - start, timed_out))
+
+
+def _lifetime(tid: int) -> Any:
+    """What identifies the current lifetime of thread ``tid``: its Thread object, or its held-lock record."""
+    thread = _threads._active.get(tid) or _threads._limbo.get(tid)
+    return thread if thread is not None else _threads.record_of_thread(tid)
+
+
+def _track(tid: int) -> int:
+    """The track of thread ``tid``'s current lifetime (a new one when the ident was reused)."""
+    owner = _lifetime(tid)
+    entry = _tracks.get(tid)
+    if entry is not None:
+        ref, track = entry
+        if owner is None or (ref is not None and ref() is owner):
+            return track
+        if ref is not None:  # another lifetime of this ident had this track: a new one
+            track = next(_reused)
+    else:
+        track = tid
+    try:
+        _tracks[tid] = (weakref.ref(owner) if owner is not None else None, track)
+    except TypeError:  # not weakly referenceable: the lifetime cannot be told apart
+        _tracks[tid] = (None, track)
+    _names[track] = _threads.thread_name(tid)
+    return track
 
 
 def last_hold_end(tid: int) -> int:
     """When thread ``tid``'s last recorded hold ended (ns; 0 if none): a Condition's wait slice starts
     there, so the slices of one thread nest (hold, wait, hold) instead of overlapping."""
-    return _hold_ends.get(tid, 0)
+    return _hold_ends.get(_track(tid), 0) if _buffer is not None else 0
 
 
 def _switch() -> None:
@@ -75,14 +108,16 @@ def start(path: str | os.PathLike[str] | None = None) -> None:
 
     ``path`` (optional) is where :func:`stop` writes the trace. ``RuntimeError`` if already started.
     """
-    global _buffer, _base_ns, _wall_start, _path, active, _serial
+    global _buffer, _base_ns, _wall_start, _path, active, _serial, _reused
     if active:
         msg = "tracedthreading trace already started; call stop() first"
         raise RuntimeError(msg)
     _path = None if path is None else os.fspath(path)
     _names.clear()
+    _tracks.clear()
     _hold_ends.clear()
     _serial = itertools.count()
+    _reused = itertools.count(_REUSED_BASE)
     _wall_start = time.time()
     _base_ns = _clock()
     _buffer = collections.deque(maxlen=_config.CONFIG.trace_buffer)

@@ -67,8 +67,6 @@ _TRACED_CLASSES: dict[str, tuple[type, ...]] = {
 _getframe = sys._getframe
 _lock = _thread.allocate_lock()  # raw: guards the patch state below
 _active = False
-# Threads importing structlog inside tracedthreading's logging: their primitives are built raw (see _events).
-_IMPORTING = _events.importing_threads
 # (module, attribute, original) of every module attribute patch() replaced, threading's first.
 _applied: list[tuple[types.ModuleType, str, Any]] = []
 
@@ -78,7 +76,7 @@ _applied: list[tuple[types.ModuleType, str, Any]] = []
 def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Build the primitive for a call made from ``frame``: raw inside ``threading``, traced elsewhere."""
     caller_globals = frame.f_globals
-    if caller_globals is _THREADING_GLOBALS or not _active or (_IMPORTING and _thread.get_ident() in _IMPORTING):
+    if caller_globals is _THREADING_GLOBALS or not _active:
         return original(*args, **kwargs)
     if "name" not in kwargs:
         site = (caller_globals.get("__name__", "?"), frame.f_lineno)
