@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import sys
 import time
 
@@ -117,3 +119,48 @@ def test_shown_levels() -> None:
     """The stderr default shows warning and above: info (timeouts of polling waits) and debug are not shown."""
     assert [level for level in ("debug", "info", "warning", "error", "critical") if _console.shown(level)] == [
         "warning", "error", "critical"]
+
+
+FORK_MID_WRITE_SCRIPT = r"""
+import _thread, os, sys, threading, time
+from tracedthreading import _console
+
+class SlowStream:  # like sys.stderr's buffer: a lock held for the whole write, never reset by a fork
+    def __init__(self):
+        self.lock = _thread.allocate_lock()
+    def write(self, text):
+        with self.lock:
+            time.sleep(0.3)
+    def flush(self):
+        pass
+
+sys.stderr = SlowStream()
+writer = threading.Thread(target=_console.write, args=("from a thread",))
+writer.start()
+time.sleep(0.1)  # the thread is inside the stream's write now
+pid = os.fork()
+if pid == 0:
+    _console.write("from the child")  # blocks for ever if the fork happened mid-write
+    os._exit(0)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    done, _status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child done")
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    print("child hung")
+writer.join(30)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_waits_for_a_write_in_progress_so_the_child_can_write() -> None:
+    """A fork while another thread writes an event: the fork waits for the write, so the child's copy of
+    the stream's own lock is free and the child's first event is written instead of hanging."""
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", FORK_MID_WRITE_SCRIPT], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.strip() == "child done", proc.stdout + proc.stderr

@@ -76,10 +76,31 @@ def write(text: str) -> None:
             pass
 
 
+_FORK_WAIT = 1.0  # seconds a fork waits for a write in progress in another thread
+_held_for_fork = False
+
+
+def _before_fork() -> None:
+    """Let a write in progress finish before the fork: a thread forked mid-``write`` would leave the
+    child's ``sys.stderr`` buffer locked for ever (its I/O lock is not reset after a fork), so the child's
+    first event would hang. Bounded: a stream that blocks (a full pipe) does not block the fork."""
+    global _held_for_fork
+    _held_for_fork = _lock.acquire(True, _FORK_WAIT)
+
+
+def _after_fork_in_parent() -> None:
+    global _held_for_fork
+    if _held_for_fork:
+        _held_for_fork = False
+        _lock.release()
+
+
 def _after_fork_in_child() -> None:
-    global _lock
-    _lock = _thread.allocate_lock()  # held by a thread that does not exist in the child
+    global _lock, _held_for_fork
+    _held_for_fork = False
+    _lock = _thread.allocate_lock()  # possibly held by a thread that does not exist in the child
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
