@@ -226,6 +226,11 @@ GARBAGE = {
     "deadlock not an object": b'{"locks": [], "deadlocks": [3]}',
     "histogram entry not a number": b'{"locks": [{"name": "a", "kind": "lock", "wait_hist": ["x"]}]}',
     "blocker not a pair": b'{"locks": [{"name": "a", "kind": "lock", "blockers": [[1]]}]}',
+    "deeply nested": b'{"locks": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "huge number": b'{"locks": [{"name": "a", "kind": "lock", "acquisitions": 1e999}]}',
+    "huge histogram entry": b'{"locks": [{"name": "a", "kind": "lock", "wait_hist": [1e999]}]}',
+    "NaN": b'{"locks": [{"name": "a", "kind": "lock", "wait_total": NaN}]}',
+    "inversion with an empty cycle": b'{"locks": [], "inversions": [{"locks": [], "edges": []}]}',
     "edge count not a number": (
         b'{"locks": [], "inversions": [{"locks": ["a"], "edges": [{"src": "a", "dst": "b", "count": "x", '
         b'"thread": "t", "thread_id": 1, "stack": []}]}]}'
@@ -356,3 +361,55 @@ def test_runner_module_whose_package_fails_to_import_shows_the_targets_traceback
     assert "RuntimeError: package init failed" in proc.stderr
     assert 'brokenpkg/__init__.py", line 1' in proc.stderr
     assert "cannot find module" not in proc.stderr and "_cli.py" not in proc.stderr
+
+
+
+# -- report: valid JSON of the wrong shape --------------------------------------------------------------
+
+_EDGE = '{"src": "a", "dst": "b", "count": 2, "thread": "t", "thread_id": 1, "stack": []}'
+_BACK = '{"src": "b", "dst": "a", "count": 1, "thread": "t", "thread_id": 1, "stack": []}'
+REPORT_INPUT = {
+    "deadlock.detected without stack": (
+        '{"event": "deadlock.detected", "level": "error", "threads": [{"thread": "t", "thread_id": 1, '
+        '"holds": ["a"], "waits_for": "b"}, {"thread": "u", "thread_id": 2, "holds": ["b"], "waits_for": "a"}]}',
+        None),
+    "inversion with an empty cycle": (
+        '{"event": "lock.order_inversion", "level": "error", "cycle": [], "edges": []}',
+        "lock.order_inversion.cycle must name at least one lock"),
+    "inversion edge without count": (
+        '{"event": "lock.order_inversion", "level": "error", "cycle": ["a", "b"], "edges": ['
+        '{"src": "a", "dst": "b", "thread": "t", "thread_id": 1, "stack": []}, ' + _BACK + ']}',
+        "lock.order_inversion.edges[0].count must be an integer, got null"),
+    "1e999 in a histogram": (
+        '{"event": "tracedthreading.summary", "level": "info", "locks": [{"name": "a", "kind": "lock", '
+        '"wait_hist": [1e999]}]}',
+        "number out of range: 1e999"),
+    "1e999 as a wait": ('{"event": "lock.contended", "level": "warning", "lock": "a", "wait": 1e999}',
+                        "number out of range: 1e999"),
+    "NaN as a wait": ('{"event": "lock.contended", "level": "warning", "lock": "a", "wait": NaN}',
+                      "NaN is not a number"),
+    "lone surrogate in a lock name": (
+        '{"event": "lock.contended", "level": "warning", "lock": "a\\ud800b", "wait": 0.5}',
+        "a string holds a lone surrogate"),
+}
+
+
+@pytest.mark.parametrize(("line", "error"), REPORT_INPUT.values(), ids=REPORT_INPUT.keys())
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_report_never_tracebacks_on_valid_json_of_the_wrong_shape(tmp_path: Path, line: str, error: str | None,
+                                                                  fmt: str) -> None:
+    """Each wrongly shaped line is an error naming the file, line and field (exit 2), or, where the
+    shape is allowed (a deadlock without stacks), a report; never a traceback, never NaN in JSON."""
+    log = tmp_path / "events.jsonl"
+    log.write_text(line + "\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "tracedthreading", "report", "--format", fmt, str(log)],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if error is None:
+        assert proc.returncode == 0, proc.stderr
+        if fmt == "json":
+            json.loads(proc.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON output"))
+    else:
+        assert proc.returncode == 2
+        assert f"{log}:1: {error}" in proc.stderr
