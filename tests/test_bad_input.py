@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import tracedthreading
-from tracedthreading import _config
+from tracedthreading import _config, _trace
 
 
 def _outcome(call: Callable[[], Any]) -> tuple[str, str]:
@@ -137,6 +137,12 @@ def test_non_string_name_is_a_type_error_naming_the_type(factory: str, name: Any
         ({"suppressions": "abc"}, ValueError, "suppressions must be an iterable of lock names or sites"),
         ({"suppressions": [1]}, ValueError, "suppressions entries must be non-empty strings, got 1"),
         ({"contended_treshold": 1}, TypeError, "unknown setting 'contended_treshold'; known: "),
+        ({"stack_depth": float("inf")}, ValueError, "stack_depth must be an integer >= 1, got inf"),
+        ({"stack_depth": 10**30}, ValueError, "stack_depth must be an integer >= 1 and <= "),
+        ({"trace_buffer": float("inf")}, ValueError, "trace_buffer must be an integer >= 1, got inf"),
+        ({"trace_buffer": 2**64}, ValueError, "trace_buffer must be an integer >= 1 and <= "),
+        ({"contended_threshold": 10**400}, ValueError, "contended_threshold must be a number of seconds, got 1000"),
+        ({"trace": "/nonexistent/x.json"}, ValueError, "trace: cannot write '/nonexistent/x.json': no directory"),
     ],
 )
 def test_bad_configure_values_are_rejected_by_name(settings: dict[str, Any], error: type, message: str) -> None:
@@ -145,6 +151,16 @@ def test_bad_configure_values_are_rejected_by_name(settings: dict[str, Any], err
     with pytest.raises(error, match=_literal(message)):
         tracedthreading.configure(order_semaphores=not before["order_semaphores"], **settings)
     assert _config.CONFIG.as_dict() == before
+    assert not _trace.active
+
+
+def test_configure_with_a_directory_as_trace_applies_nothing(tmp_path: Path) -> None:
+    """A trace path that is a directory is refused at once; the other settings given are not applied."""
+    before = _config.CONFIG.as_dict()
+    with pytest.raises(ValueError, match="trace: cannot write .*: is a directory"):
+        tracedthreading.configure(stack_depth=3, trace=str(tmp_path))
+    assert _config.CONFIG.as_dict() == before
+    assert not _trace.active
 
 
 def _literal(text: str) -> str:
@@ -210,6 +226,11 @@ GARBAGE = {
     "deadlock not an object": b'{"locks": [], "deadlocks": [3]}',
     "histogram entry not a number": b'{"locks": [{"name": "a", "kind": "lock", "wait_hist": ["x"]}]}',
     "blocker not a pair": b'{"locks": [{"name": "a", "kind": "lock", "blockers": [[1]]}]}',
+    "deeply nested": b'{"locks": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "huge number": b'{"locks": [{"name": "a", "kind": "lock", "acquisitions": 1e999}]}',
+    "huge histogram entry": b'{"locks": [{"name": "a", "kind": "lock", "wait_hist": [1e999]}]}',
+    "NaN": b'{"locks": [{"name": "a", "kind": "lock", "wait_total": NaN}]}',
+    "inversion with an empty cycle": b'{"locks": [], "inversions": [{"locks": [], "edges": []}]}',
     "edge count not a number": (
         b'{"locks": [], "inversions": [{"locks": ["a"], "edges": [{"src": "a", "dst": "b", "count": "x", '
         b'"thread": "t", "thread_id": 1, "stack": []}]}]}'
@@ -240,3 +261,155 @@ def test_snapshot_round_trip_still_works_after_all_that(tmp_path: Path) -> None:
     snap.dump(tmp_path / "good.json")
     assert tracedthreading.Snapshot.load(tmp_path / "good.json") == snap
     assert json.loads((tmp_path / "good.json").read_text())["locks"][0]["name"] == "good"
+
+
+# -- the runner ---------------------------------------------------------------------------------------
+
+_SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _runner(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m tracedthreading ARGS`` in ``cwd``, this checkout first on the path."""
+    environ = {**os.environ, **(env or {}),
+               "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "tracedthreading", *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _target(tmp_path: Path, code: str = "print('ran')\nraise SystemExit(5)\n") -> Path:
+    path = tmp_path / "target.py"
+    path.write_text(code)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--trace-file", "{tmp}/missing/trace.json"], "--trace-file: cannot write '{tmp}/missing/trace.json': no directory"),
+        (["--trace-file", "{tmp}"], "--trace-file: cannot write '{tmp}': is a directory"),
+        (["--log-file", "{tmp}/missing/log.jsonl"], "--log-file: cannot write '{tmp}/missing/log.jsonl': no directory"),
+        (["--log-file", ""], "argument --log-file: expected a file path, got ''"),
+        (["--trace-file", ""], "argument --trace-file: expected a file path, got ''"),
+        (["--log-file", "{script}"], "--log-file '{script}' is the script to run: it would be overwritten"),
+    ],
+)
+def test_runner_refuses_bad_output_files_before_running_anything(tmp_path: Path, options: list[str],
+                                                                   message: str) -> None:
+    """An output file that cannot be written (or is the script itself) is a usage error at once: exit 2,
+    one line, the target never runs and the script is left intact."""
+    script = _target(tmp_path)
+    source = script.read_text()
+    fill = {"tmp": str(tmp_path), "script": str(script)}
+    proc = _runner(*[o.format(**fill) for o in options], str(script), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "ran" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert message.format(**fill) in proc.stderr
+    assert script.read_text() == source
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_runner_log_file_that_fills_up_is_one_line_and_the_target_status(tmp_path: Path) -> None:
+    """``--log-file /dev/full``: every write fails; the runner says so once and exits with the target's status."""
+    script = _target(tmp_path, "import threading\nl = threading.Lock()\nwith l:\n    pass\nraise SystemExit(5)\n")
+    proc = _runner("--log-file", "/dev/full", "--summary", str(script), cwd=tmp_path)
+    assert proc.returncode == 5, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert proc.stderr.count("tracedthreading: cannot write --log-file '/dev/full'") == 1, proc.stderr
+
+
+@pytest.mark.parametrize(("variable", "value"), [("TRACEDTHREADING_STACK_DEPTH", "0"),
+                                                 ("TRACEDTHREADING_CONTENDED_THRESHOLD", "abc")])
+def test_runner_with_a_bad_environment_variable_is_one_line_and_exit_2(tmp_path: Path, variable: str,
+                                                                      value: str) -> None:
+    """A bad ``TRACEDTHREADING_*`` variable under the runner: one line naming it, exit 2, no traceback."""
+    proc = _runner(str(_target(tmp_path)), cwd=tmp_path, env={variable: value})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert variable in line and repr(value) in line
+
+
+def test_pytest_without_the_plugin_enabled_survives_a_bad_environment_variable(tmp_path: Path) -> None:
+    """The plugin is loaded by every pytest run: a bad ``TRACEDTHREADING_*`` variable must not break a
+    run that does not enable it (it is a usage error only for runs that do)."""
+    (tmp_path / "test_x.py").write_text("def test_x():\n    assert True\n")
+    env = {**os.environ, "TRACEDTHREADING_STACK_DEPTH": "0",
+           "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])}
+    env.pop("PYTEST_ADDOPTS", None)
+    plain = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_x.py"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "1 passed" in plain.stdout
+    enabled = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tracedthreading",
+                              "test_x.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert enabled.returncode == 4, enabled.stdout + enabled.stderr  # pytest's usage error
+    assert "tracedthreading: TRACEDTHREADING_STACK_DEPTH must be an integer >= 1, got '0'" in enabled.stderr
+    assert "Traceback" not in enabled.stderr
+
+
+def test_runner_module_whose_package_fails_to_import_shows_the_targets_traceback(tmp_path: Path) -> None:
+    """``-m pkg.mod`` where ``pkg/__init__.py`` raises: the target's own traceback, as ``python -m`` shows it."""
+    package = tmp_path / "brokenpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('package init failed')\n")
+    (package / "mod.py").write_text("print('ran')\n")
+    proc = _runner("-m", "brokenpkg.mod", cwd=tmp_path)
+    plain = subprocess.run([sys.executable, "-m", "brokenpkg.mod"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+    assert proc.returncode == plain.returncode == 1
+    assert "RuntimeError: package init failed" in proc.stderr
+    assert 'brokenpkg/__init__.py", line 1' in proc.stderr
+    assert "cannot find module" not in proc.stderr and "_cli.py" not in proc.stderr
+
+
+
+# -- report: valid JSON of the wrong shape --------------------------------------------------------------
+
+_EDGE = '{"src": "a", "dst": "b", "count": 2, "thread": "t", "thread_id": 1, "stack": []}'
+_BACK = '{"src": "b", "dst": "a", "count": 1, "thread": "t", "thread_id": 1, "stack": []}'
+REPORT_INPUT = {
+    "deadlock.detected without stack": (
+        '{"event": "deadlock.detected", "level": "error", "threads": [{"thread": "t", "thread_id": 1, '
+        '"holds": ["a"], "waits_for": "b"}, {"thread": "u", "thread_id": 2, "holds": ["b"], "waits_for": "a"}]}',
+        None),
+    "inversion with an empty cycle": (
+        '{"event": "lock.order_inversion", "level": "error", "cycle": [], "edges": []}',
+        "lock.order_inversion.cycle must name at least one lock"),
+    "inversion edge without count": (
+        '{"event": "lock.order_inversion", "level": "error", "cycle": ["a", "b"], "edges": ['
+        '{"src": "a", "dst": "b", "thread": "t", "thread_id": 1, "stack": []}, ' + _BACK + ']}',
+        "lock.order_inversion.edges[0].count must be an integer, got null"),
+    "1e999 in a histogram": (
+        '{"event": "tracedthreading.summary", "level": "info", "locks": [{"name": "a", "kind": "lock", '
+        '"wait_hist": [1e999]}]}',
+        "number out of range: 1e999"),
+    "1e999 as a wait": ('{"event": "lock.contended", "level": "warning", "lock": "a", "wait": 1e999}',
+                        "number out of range: 1e999"),
+    "NaN as a wait": ('{"event": "lock.contended", "level": "warning", "lock": "a", "wait": NaN}',
+                      "NaN is not a number"),
+    "lone surrogate in a lock name": (
+        '{"event": "lock.contended", "level": "warning", "lock": "a\\ud800b", "wait": 0.5}',
+        "a string holds a lone surrogate"),
+}
+
+
+@pytest.mark.parametrize(("line", "error"), REPORT_INPUT.values(), ids=REPORT_INPUT.keys())
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_report_never_tracebacks_on_valid_json_of_the_wrong_shape(tmp_path: Path, line: str, error: str | None,
+                                                                  fmt: str) -> None:
+    """Each wrongly shaped line is an error naming the file, line and field (exit 2), or, where the
+    shape is allowed (a deadlock without stacks), a report; never a traceback, never NaN in JSON."""
+    log = tmp_path / "events.jsonl"
+    log.write_text(line + "\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "tracedthreading", "report", "--format", fmt, str(log)],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([_SRC, os.environ.get("PYTHONPATH", "")])})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if error is None:
+        assert proc.returncode == 0, proc.stderr
+        if fmt == "json":
+            json.loads(proc.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON output"))
+    else:
+        assert proc.returncode == 2
+        assert f"{log}:1: {error}" in proc.stderr

@@ -913,3 +913,121 @@ def test_forget_drops_the_history_for_good() -> None:
 
     gc.collect()
     assert _lockorder.edges() == ()
+
+
+# -- cost of the cycle searches -----------------------------------------------------------------------
+
+
+def _calls_per_acquire(order: list[Any]) -> list[int]:
+    """Take ``order`` nested; for each acquire, the Python and C calls made inside the order graph."""
+    here = _lockorder.__file__
+    count = [0]
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event in ("call", "c_call") and frame.f_code.co_filename == here:
+            count[0] += 1
+
+    per_acquire = []
+    taken = []
+    try:
+        for lock in order:
+            count[0] = 0
+            sys.setprofile(profile)
+            lock.acquire()
+            sys.setprofile(None)
+            taken.append(lock)
+            per_acquire.append(count[0])
+    finally:
+        sys.setprofile(None)
+        for lock in reversed(taken):
+            lock.release()
+    return per_acquire
+
+
+def test_adversarial_graph_bounds_the_search_work_of_each_acquire() -> None:
+    """Locks nested in index order, then a shuffled subset nested: each acquire's cycle searches stay
+    within a fixed amount of work (the gated-cycle searches once took seconds per acquire), and the
+    inversions they close are still all reported once the deferred searches are read."""
+    ls = locks(*(f"L{i:02d}" for i in range(60)))
+    nest(*ls)
+    subset = random.Random(7).sample(ls, 20)
+    with capture_events():
+        calls = _calls_per_acquire(subset)
+        found = tracedthreading.snapshot().inversions
+    assert max(calls) <= 40_000, calls  # 9.4 million in one acquire before the searches were bounded
+    assert found
+    for inversion in found:  # every report is a real cycle of recorded edges, its edges ungated
+        pairs = [(e.src, e.dst) for e in inversion.edges]
+        assert all(pair in graph_edges() for pair in pairs)
+        assert [d for _, d in pairs] == [s for s, _ in pairs[1:] + pairs[:1]]
+        common = set.intersection(*(set(e.guards) for e in inversion.edges)) - set(inversion.locks)
+        assert not common, inversion
+
+
+def test_a_guard_set_shrinking_searches_again_only_the_pending_edges_it_can_affect(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two gated cycles under different gates: dropping one gate re-searches that cycle's edge only."""
+    g1, a, b, g2, c, d = locks("G1", "A", "B", "G2", "C", "D")
+    with capture_events():
+        nest(g1, a, b)
+        nest(g1, b, a)
+        nest(g2, c, d)
+        nest(g2, d, c)
+    assert _lockorder.stats()["pending"] == 2
+    searched: list[tuple[str, str]] = []
+    search = _lockorder._ungated_cycle
+
+    def counting(edge: Any, *args: Any) -> Any:
+        searched.append((_lockorder._names[edge.src], _lockorder._names[edge.dst]))
+        return search(edge, *args)
+
+    monkeypatch.setattr(_lockorder, "_ungated_cycle", counting)
+    with capture_events() as events:
+        nest(d, c)  # D->C without G2
+    assert searched == [("D", "C")]
+    (inversion,) = tracedthreading.snapshot().inversions
+    assert rotate(inversion.locks) == ("C", "D")
+    assert len(events_named(events, INVERSION)) == 1
+
+
+def _owe_a_search(monkeypatch: pytest.MonkeyPatch, held: list[Any]) -> list[dict[str, Any]]:
+    """Close A->B->A (gated by G) and A->X->B->A (not) with no allowance left for the search; the
+    locks are kept alive in ``held`` (a dead lock's edges, and its owed searches, are dropped)."""
+    held[:] = g, a, b, x = locks("G", "A", "B", "X")
+    nest(g, a, b)
+    nest(a, x)
+    nest(x, b)
+    monkeypatch.setattr(_lockorder, "_ACQUIRE_BUDGET", 0)
+    with capture_events() as events:
+        nest(g, b, a)
+    assert _lockorder.stats()["pending"] == 1
+    return events
+
+
+def test_a_search_the_acquire_cannot_afford_is_made_when_the_inversions_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the acquire's allowance a gated cycle's search is owed, not dropped: reading the
+    inversions makes it, and reports it then."""
+    held: list[Any] = []
+    events = _owe_a_search(monkeypatch, held)
+    assert not events_named(events, INVERSION) and not events_named(events, SUPPRESSED)
+    with capture_events() as events:
+        (inversion,) = tracedthreading.snapshot().inversions
+    assert rotate(inversion.locks) == ("A", "X", "B")
+    assert len(events_named(events, INVERSION)) == 1
+    assert _lockorder.stats()["pending"] == 0
+
+
+def test_an_owed_search_made_by_a_later_acquire_refuses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An owed search is made by the next observation with allowance to spare; under
+    on_inversion="raise" its report does not refuse that unrelated acquire."""
+    tracedthreading.configure(on_inversion="raise")
+    held: list[Any] = []
+    _owe_a_search(monkeypatch, held)
+    monkeypatch.setattr(_lockorder, "_ACQUIRE_BUDGET", 4_000)
+    y, z = locks("Y", "Z")
+    with capture_events() as events:
+        nest(y, z)  # a new context: observed, and the owed search is made
+    (event,) = events_named(events, INVERSION)
+    assert rotate(tuple(event["cycle"])) == ("A", "X", "B")
+    assert _lockorder.stats()["pending"] == 0

@@ -141,9 +141,26 @@ def _apply_trace() -> None:
 
 _config._listeners.append(_apply_enabled)
 _config._listeners.append(_apply_trace)
-_config.load_env()
-if _os.environ.get("TRACEDTHREADING_SUPPRESSIONS"):
-    _lockorder.load_suppressions(_os.environ["TRACEDTHREADING_SUPPRESSIONS"])
+
+
+def _env_error_deferred() -> bool:
+    """Whether a bad ``TRACEDTHREADING_*`` value waits for a caller that reports it in one line: the
+    runner (``python -m tracedthreading``), and pytest, which loads the plugin in every run (a run that
+    does not enable it must not fail for it)."""
+    argv = list(getattr(_sys, "orig_argv", ()))
+    runner = any(a == "-m" and b == __name__ for a, b in zip(argv, argv[1:])) or f"-m{__name__}" in argv
+    return runner or "_pytest.config" in _sys.modules
+
+
+try:
+    _config.load_env()
+    if _os.environ.get("TRACEDTHREADING_SUPPRESSIONS"):
+        _lockorder.load_suppressions(_os.environ["TRACEDTHREADING_SUPPRESSIONS"])
+except ValueError as _exc:
+    if not _env_error_deferred():
+        raise
+    _config.env_error = _exc  # nothing of the environment applied
+    del _exc
 _apply_enabled()
 del _cls, _name
 

@@ -49,6 +49,13 @@ def _seconds() -> Any:
     return parse
 
 
+def _file_path(text: str) -> str:
+    if not text.strip():
+        msg = f"expected a file path, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         number = int(text)
@@ -76,14 +83,14 @@ def _parser() -> _Parser:
                         help="log lock.held_long for holds at least this long (default 1.0)")
     parser.add_argument("--wait-long-threshold", type=_seconds(), metavar="SECONDS", default=argparse.SUPPRESS,
                         help="log lock.wait_long, with the holder's stack, for waits still going (default 30)")
-    parser.add_argument("--log-file", metavar="PATH",
+    parser.add_argument("--log-file", metavar="PATH", type=_file_path,
                         help="write every event as one JSON object per line to PATH (structlog's JSONRenderer)")
     parser.add_argument("--summary", action="store_true",
                         help="print the top contended / longest held locks and any inversions to stderr at exit")
     parser.add_argument("--top", type=_positive_int, default=10, metavar="N", help="rows in --summary tables (10)")
     parser.add_argument("--fail-on-inversion", action="store_true",
                         help=f"exit {EXIT_INVERSION} if a lock-order inversion or deadlock was seen")
-    parser.add_argument("--trace-file", metavar="PATH", help="record a timeline trace of lock activity to PATH")
+    parser.add_argument("--trace-file", metavar="PATH", type=_file_path, help="record a timeline trace of lock activity to PATH")
     parser.add_argument("--version", action=_Version, nargs=0,
                         help="print the version and which lock hot path runs (C extension or pure Python)")
     return parser
@@ -132,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
         return _report(argv[1:])
+    from tracedthreading import _config
+
+    if _config.env_error is not None:
+        print(f"{_PROG}: error: {_config.env_error}", file=sys.stderr)
+        return EXIT_USAGE
     parser = _parser()
     ours, target = _split(argv)
     if target[:1] == ["-m"] or (target and target[0].startswith("-m")):
@@ -167,9 +179,11 @@ class _Run:
         self.log_stream: Any = None
         self.trace: Any = None
         self.namespace: dict[str, Any] | None = None  # the target's globals, alive until the summary
+        self.origin: str | None = None  # the -m module's file, when found before the run
 
     def run(self) -> int:
         self._check_target()
+        self._check_outputs()
         self._configure()
         import logging  # noqa: F401 - before the patch, on every version: its module locks stay raw, as
         # when wrapt imports it (3.10, 3.12, 3.13); handlers the target makes are traced either way
@@ -201,10 +215,32 @@ class _Run:
             spec = importlib.util.find_spec(module)
             if spec is not None and spec.submodule_search_locations is not None:
                 spec = importlib.util.find_spec(module + ".__main__")
-        except (ImportError, ValueError) as exc:
+        except ValueError as exc:
             self.parser.error(f"cannot find module {module!r}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a package of the target's failed to import
+            missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+            if missing and (module == missing or module.startswith(missing + ".")):
+                self.parser.error(f"cannot find module {module!r}: {exc}")
+            return  # the target's own failure: running it shows its traceback, as python -m does
         if spec is None:
             self.parser.error(f"no module named {module!r} (or it is a package without __main__)")
+        self.origin = spec.origin
+
+    def _check_outputs(self) -> None:
+        """Output files that cannot be created, or that are the target's own file, are usage errors now
+        (not after the whole run; and never a truncated script)."""
+        from tracedthreading import _config
+
+        source = self.script if self.script is not None else self.origin
+        for option, path in (("--log-file", self.options.log_file), ("--trace-file", self.options.trace_file)):
+            if not path:
+                continue
+            problem = _config.writable_file_problem(path)
+            if problem:
+                self.parser.error(f"{option}: cannot write {path!r}: {problem}")
+            if source and os.path.exists(path) and os.path.samefile(path, source):
+                what = "script" if self.script is not None else "module"
+                self.parser.error(f"{option} {path!r} is the {what} to run: it would be overwritten")
 
     def _configure(self) -> None:
         import tracedthreading
@@ -308,8 +344,22 @@ class _Run:
             except (OSError, RuntimeError) as exc:
                 print(f"tracedthreading: cannot write --trace-file: {exc}", file=sys.stderr)
         if self.log_stream is not None:
-            self.log_stream.flush()
+            self._flush_log()
         return failed
+
+    def _flush_log(self) -> None:
+        """Flush the log (it stays open for events after the summary); a write that failed (a full disk)
+        is one line, never a traceback, and the log is closed: later events are dropped."""
+        stream = self.log_stream
+        try:
+            stream.flush()
+        except OSError as exc:
+            print(f"tracedthreading: cannot write --log-file {self.options.log_file!r}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            try:
+                stream.close()  # the buffer's flush fails again, and the file is closed all the same
+            except OSError:
+                pass
 
 
 def _summary_fields(snap: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ def _seconds(name: str, value: Any, *, allow_none: bool = False) -> float | None
         raise ValueError(msg)
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float (10**400)
         msg = f"{name} must be a number of seconds, got {value!r}"
         raise ValueError(msg) from None
     if math.isnan(seconds) or seconds < 0:
@@ -51,16 +52,20 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _count(name: str, value: Any, *, minimum: int) -> int:
+    """An integer setting: ``minimum`` or more, and at most ``sys.maxsize`` (the sizes it sets are C sizes)."""
     if isinstance(value, bool):
         msg = f"{name} must be an integer >= {minimum}, got {value!r}"
         raise ValueError(msg)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         msg = f"{name} must be an integer >= {minimum}, got {value!r}"
         raise ValueError(msg) from None
     if number < minimum or (isinstance(value, float) and value != number):
         msg = f"{name} must be an integer >= {minimum}, got {value!r}"
+        raise ValueError(msg)
+    if number > sys.maxsize:
+        msg = f"{name} must be an integer >= {minimum} and <= {sys.maxsize}, got {value!r}"
         raise ValueError(msg)
     return number
 
@@ -80,7 +85,22 @@ def _trace_path(name: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         msg = f"{name} must be a file path (or None to stop tracing), got {value!r}"
         raise ValueError(msg)
+    problem = writable_file_problem(value)
+    if problem:
+        msg = f"{name}: cannot write {value!r}: {problem}"
+        raise ValueError(msg)
     return value
+
+
+def writable_file_problem(path: str) -> str | None:
+    """Why a file cannot be created at ``path`` (its directory is missing, or it is a directory), else None:
+    checked when a setting or option names an output file, not after the whole run."""
+    if os.path.isdir(path):
+        return "is a directory"
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"no directory {directory!r}"
+    return None
 
 
 def _suppressions(name: str, value: Any) -> tuple[str, ...]:
@@ -172,6 +192,9 @@ _VALIDATORS = {
 }
 
 _listeners: list[Any] = []
+#: A bad ``TRACEDTHREADING_*`` value found at import, kept for the runner and the pytest plugin to report
+#: (only they defer it: anywhere else ``import tracedthreading`` raises it).
+env_error: ValueError | None = None
 
 
 def configure(**settings: Any) -> dict[str, Any]:

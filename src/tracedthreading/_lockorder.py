@@ -80,7 +80,12 @@ _sites: dict[int, str] = {}
 _class_keys: dict[str, int] = {}  # lock_class mode: creation site -> node
 _node_of: dict[int, int] = {}  # lock_class mode: lock key -> node
 _reported: set[frozenset[tuple[int, int]]] = set()
-_pending: list[_Edge] = []  # closing edges whose every cycle is gated, re-checked when a guard set shrinks
+# Closing edges whose shortest cycle is gated. ``_pending``: searched, every cycle found gated; they are
+# searched again (moved to ``_dirty``) when a guard set they depend on shrinks. ``_dirty``: a search is
+# owed (the acquire that needed it had spent its allowance); True while the first search is still owed.
+_pending: dict[_Edge, None] = {}
+_dirty: dict[_Edge, bool] = {}
+_heavy: set[_Edge] = set()  # owed searches larger than an acquire's whole allowance: made when read
 _inversions: list[Inversion] = []
 _dead: list[tuple[int, list[int] | None, int]] = []  # (key, cached context, takes counted against it)
 # Edges of locks that died, by (src name, dst name), for the summary and the graph: a program's locks are
@@ -90,7 +95,10 @@ _RETIRED_MAX = 10_000
 _retired_dropped = 0
 _stack_cache: dict[tuple[Any, int], tuple[str, ...]] = {}
 _STACK_CACHE_MAX = 4096
-_SEARCH_BUDGET = 20_000  # edge visits allowed when looking past a gated shortest cycle
+_SEARCH_BUDGET = 20_000  # edge visits one search past a gated shortest cycle may make (then: gated)
+_ACQUIRE_BUDGET = 4_000  # edge visits one observation may spend on cycle searches; the rest is owed
+_UNBOUNDED = 1 << 62
+_work_left = _ACQUIRE_BUDGET  # what the current observation may still spend (under _lock)
 _MAX_DEPTH = 200  # longest path the gated-cycle search follows (it recurses)
 _ord_counter = itertools.count()
 _file_suppressions: tuple[str, ...] = ()
@@ -111,9 +119,11 @@ def observe(key: int, held: list[int], timed: bool, ctx: list[int] | None = None
         # Re-entered from a __del__ the GC ran inside the tracer: the graph is mid-update. Dropping
         # this one observation is safe (the caller's context cache stays unset: the next take records it).
         return None
+    global _work_left
     keys = _threads.visible(held)
     reports: list[tuple[str, Any]] = []
     with _lock:
+        _work_left = _ACQUIRE_BUDGET
         if _dead:
             _drain_dead()
         node = _node_for_key(key)
@@ -126,7 +136,7 @@ def observe(key: int, held: list[int], timed: bool, ctx: list[int] | None = None
         else:
             nodes = list(dict.fromkeys([_node_for_key(k) for k in keys]))  # one edge per source node
         present = set(nodes)
-        shrunk = False
+        shrunk: list[tuple[_Edge, frozenset[int]]] = []
         for src in nodes:
             if src == node or src is None:
                 continue  # the lock's own key (or class), or a vanished lock
@@ -140,10 +150,14 @@ def observe(key: int, held: list[int], timed: bool, ctx: list[int] | None = None
                 if edge.timed and not timed:
                     edge.timed = False
                 if not edge.guards <= guards:
+                    shrunk.append((edge, edge.guards - guards))
                     edge.guards = edge.guards & guards
-                    shrunk = True
         if shrunk and _pending:
-            reports.extend(_recheck())
+            fresh = _stale(shrunk)
+        else:
+            fresh = ()
+        if _dirty:
+            reports.extend(_run_dirty(fresh))
     if reports:
         return _publish(reports)
     return None
@@ -163,9 +177,9 @@ def flush(key: int, ctx: list[int] | None, ctxn: int) -> None:
 def _publish(reports: list[tuple[str, Any]]) -> Inversion | None:
     refuse = None
     for kind, payload in reports:
-        if kind == "inversion":
+        if kind in ("inversion", "late"):
             _events.emit(_events.LOCK_ORDER_INVERSION, "error", _inversion_fields(payload))
-            if refuse is None and _CONFIG.on_inversion == "raise":
+            if refuse is None and kind == "inversion" and _CONFIG.on_inversion == "raise":
                 refuse = payload
         else:
             _events.emit(_events.LOCK_ORDER_SUPPRESSED, "debug", payload)
@@ -314,8 +328,8 @@ def _place(edge: _Edge) -> bool:
     src, dst = edge.src, edge.dst
     lower, upper = _ord[dst], _ord[src]
     if lower < upper:
-        forward = _reach_forward(dst, upper)
-        if src in forward:
+        forward = _reach_forward(dst, upper, src)
+        if forward is None:
             return False
         _reorder(_reach_backward(src, lower), forward)
     _succ[src][dst] = edge
@@ -323,12 +337,17 @@ def _place(edge: _Edge) -> bool:
     return True
 
 
-def _reach_forward(start: int, upper: int) -> set[int]:
+def _reach_forward(start: int, upper: int, target: int) -> set[int] | None:
+    """Nodes reachable from ``start`` in the ordered part up to order ``upper``; None (at once) if
+    ``target`` is among them."""
     seen = {start}
     todo = [start]
     while todo:
         node = todo.pop()
-        for nxt in _succ.get(node, ()):
+        following = _succ.get(node, ())
+        if target in following:
+            return None
+        for nxt in following:
             if nxt not in seen and _ord[nxt] <= upper:
                 seen.add(nxt)
                 todo.append(nxt)
@@ -401,8 +420,14 @@ def _shortest_cycle(edge: _Edge) -> list[_Edge] | None:
                 if nxt not in dist:
                     dist[nxt] = dist[node] + 1
                     following.append(nxt)
-                    found = found or nxt == src
+                    if nxt == src:
+                        found = True  # the nodes nearer than src are all known: enough
+                        break
+            if found:
+                break
         frontier = following
+    global _work_left
+    _work_left -= len(dist)
     if not found:
         return None
     # Distance to src, over the explored region only, walking edges backwards from src.
@@ -426,37 +451,144 @@ def _shortest_cycle(edge: _Edge) -> list[_Edge] | None:
     return path
 
 
-def _ungated_cycle(edge: _Edge) -> list[_Edge] | None:
-    """The shortest ungated cycle through ``edge`` (ties by names), searching within a work budget."""
+def _distances_to(target: int) -> dict[int, int]:
+    """Edges needed from each node that can reach ``target`` (breadth-first over the reversed graph)."""
+    dist = {target: 0}
+    frontier = [target]
+    pred, back = _pred, _back_in
+    while frontier:
+        following = []
+        for node in frontier:
+            step = dist[node] + 1
+            for source in (pred.get(node, ()), back.get(node, ())):
+                for prv in source:
+                    if prv not in dist:
+                        dist[prv] = step
+                        following.append(prv)
+        frontier = following
+    return dist
+
+
+class _Search:
+    """One look for an ungated cycle through ``edge``: rounds of a depth-first walk over simple paths
+    from ``edge.dst``, each charged to a shared count of edge visits."""
+
+    __slots__ = ("budget", "dist", "edge", "spent", "start")
+
+    def __init__(self, edge: _Edge, dist: dict[int, int], budget: int, spent: int) -> None:
+        self.edge = edge
+        self.dist = dist
+        self.budget = budget
+        self.spent = spent
+        dst = edge.dst
+        self.start = edge.guards - {dst} if dst in edge.guards else edge.guards
+
+    def round(self, limit: int, until: int, first: bool) -> tuple[list[_Edge] | None, bool, bool]:
+        """Ungated cycles of at most ``limit`` edges (pruned by the distance left to ``edge.src``), within
+        ``until`` visits in all: the smallest by names of the shortest found (or the first found, when
+        ``first``); whether a path was left out for its length; whether the visits ran out."""
+        edge = self.edge
+        src, dst = edge.src, edge.dst
+        dist = self.dist
+        succ, back = _succ, _back_out
+        empty: dict[int, _Edge] = {}
+
+        def out(node: int) -> Iterator[tuple[int, _Edge]]:  # _out() without a generator frame per visit
+            more = back.get(node)
+            ordered = succ.get(node, empty).items()
+            return itertools.chain(ordered, more.items()) if more else iter(ordered)
+
+        best: list[_Edge] | None = None
+        best_key: list[tuple[str, int]] | None = None
+        cut = exhausted = False
+        spent = self.spent
+        path: list[_Edge] = []
+        gates = [self.start]  # locks that still guard every edge of the path and are not on it
+        on_path = {dst}
+        stack = [out(dst)]
+        while stack:
+            descended = False
+            depth = len(path)
+            remaining = gates[-1]
+            if best is not None and depth + 2 > len(best):
+                stack[-1] = iter(())  # nothing as short down here
+            for nxt, e in stack[-1]:
+                spent += 1
+                if spent > until:
+                    exhausted = True
+                    break
+                if nxt == src:
+                    left = remaining & e.guards if remaining else remaining
+                    if not left or left == {src}:
+                        cycle = [*path, e, edge]
+                        if best is None or len(cycle) < len(best):
+                            best, best_key = cycle, None
+                        else:  # same length: the smaller by names, as a sorted search would find first
+                            key = [(_names.get(c.dst, ""), c.dst) for c in cycle[:-1]]
+                            if best_key is None:
+                                best_key = [(_names.get(c.dst, ""), c.dst) for c in best[:-1]]
+                            if key < best_key:
+                                best, best_key = cycle, key
+                        if first:
+                            break
+                    continue
+                if nxt in on_path:
+                    continue
+                far = dist.get(nxt)
+                if far is None:
+                    continue
+                if depth + far + 2 > limit or (best is not None and depth + far + 2 > len(best)):
+                    cut = True
+                    continue
+                left = remaining & e.guards if remaining else remaining
+                if nxt in left:
+                    left = left - {nxt}
+                path.append(e)
+                on_path.add(nxt)
+                gates.append(left)
+                stack.append(out(nxt))
+                descended = True
+                break
+            if exhausted or (first and best is not None):
+                break
+            if not descended:
+                stack.pop()
+                if path:
+                    on_path.discard(path.pop().dst)
+                    gates.pop()
+        self.spent = spent
+        return best, cut, exhausted
+
+
+def _ungated_cycle(edge: _Edge, budget: int, deep: bool = True) -> tuple[list[_Edge] | None, bool]:
+    """The shortest ungated cycle through ``edge`` (ties by names) found within ``budget`` edge visits,
+    and whether the budget ran out first (the search was then cut short).
+
+    Iterative deepening over simple paths from ``edge.dst``, each step pruned by the distance left to
+    ``edge.src`` (a round walks only paths that can close within its length), without sorting: the
+    gates still possible (locks guarding every edge so far and not on the path) are carried along, so
+    a cycle is judged the moment it closes. When ``deep``, if half the budget goes by without a cycle,
+    the rest goes to one walk without a length limit that takes the first ungated cycle it meets,
+    however long (as a plain depth-first search would; its report is long too, so an acquire never
+    makes that walk). Every visit is charged to :data:`_work_left` too.
+    """
+    global _work_left
     src, dst = edge.src, edge.dst
+    dist = _distances_to(src)
+    search = _Search(edge, dist, budget, len(dist) // 4)  # the breadth-first pass: cheap steps, a quarter each
     best: list[_Edge] | None = None
-    budget = _SEARCH_BUDGET
-    path: list[_Edge] = []
-    on_path = {dst}
-
-    def visit(node: int) -> None:
-        nonlocal best, budget
-        for nxt, e in sorted(_out(node), key=lambda item: (_names.get(item[0], ""), item[0])):
-            budget -= 1
-            if budget < 0:
-                return
-            if (best is not None and len(path) + 2 >= len(best)) or len(path) > _MAX_DEPTH:
-                return  # nothing shorter down this branch (equal length: the first found sorts first)
-            if nxt == src:
-                cycle = [*path, e, edge]
-                if not _gates(cycle):
-                    best = cycle
-                continue
-            if nxt in on_path:
-                continue
-            path.append(e)
-            on_path.add(nxt)
-            visit(nxt)
-            on_path.discard(nxt)
-            path.pop()
-
-    visit(dst)
-    return best
+    exhausted = False
+    if dst in dist:
+        limit = dist[dst] + 1  # cycle length (edges, the closing one included) the round allows
+        while limit <= _MAX_DEPTH + 2:
+            best, cut, exhausted = search.round(limit, budget // 2 if deep else budget, False)
+            if best is not None or exhausted or not cut:
+                break
+            limit += 1
+        if best is None and exhausted and deep:
+            best, _cut, exhausted = search.round(_MAX_DEPTH + 2, budget, True)
+    _work_left -= search.spent
+    return best, exhausted and best is None
 
 
 def _gates(cycle: list[_Edge]) -> frozenset[int]:
@@ -470,16 +602,41 @@ def _close(edge: _Edge) -> list[tuple[str, Any]]:
     if cycle is None:
         return []
     if _gates(cycle):
-        ungated = _ungated_cycle(edge)
-        if ungated is None:
-            _pending.append(edge)
-            names = [_names.get(e.src, str(e.src)) for e in cycle]
-            gates = sorted(_names.get(g, str(g)) for g in _gates(cycle))
-            return [("suppressed", {"lock": _names.get(edge.dst, str(edge.dst)), "kind": "lock",
-                                    **_events.thread_fields(), "cycle": names,
-                                    "reason": f"every edge taken under {', '.join(gates)}"})]
-        cycle = ungated
+        return _search(edge, True)
     return _judge(cycle)
+
+
+def _search(edge: _Edge, first: bool) -> list[tuple[str, Any]]:
+    """Look past the gated shortest cycle of ``edge`` for an ungated one, within the allowances: report
+    it, or file the edge as pending (every cycle gated), or leave it owed when the acquire's share ran out."""
+    budget = min(_SEARCH_BUDGET, _work_left)
+    if budget <= 0:
+        _dirty[edge] = first
+        return []
+    ungated, exhausted = _ungated_cycle(edge, budget, budget >= _SEARCH_BUDGET)
+    if ungated is not None:
+        _dirty.pop(edge, None)
+        _heavy.discard(edge)
+        _pending.pop(edge, None)
+        return _judge(ungated)
+    if exhausted and budget < _SEARCH_BUDGET:
+        _dirty[edge] = first  # cut short by this acquire's allowance, not by the search's own
+        if budget >= _ACQUIRE_BUDGET:
+            _heavy.add(edge)  # no acquire can afford it: inversions() will make it
+        return []
+    _dirty.pop(edge, None)
+    _heavy.discard(edge)
+    cycle = _shortest_cycle(edge) if first else None
+    if first and cycle is None:
+        return []  # the cycle went away while the search was owed (a lock died)
+    _pending[edge] = None
+    if cycle is None:
+        return []
+    names = [_names.get(e.src, str(e.src)) for e in cycle]
+    gates = sorted(_names.get(g, str(g)) for g in _gates(cycle))
+    return [("suppressed", {"lock": _names.get(edge.dst, str(edge.dst)), "kind": "lock",
+                            **_events.thread_fields(), "cycle": names,
+                            "reason": f"every edge taken under {', '.join(gates)}"})]
 
 
 def _judge(cycle: list[_Edge]) -> list[tuple[str, Any]]:
@@ -497,14 +654,34 @@ def _judge(cycle: list[_Edge]) -> list[tuple[str, Any]]:
     return [("inversion", inversion)]
 
 
-def _recheck() -> list[tuple[str, Any]]:
-    """A guard set shrank: pending closing edges may now close an ungated cycle."""
+def _stale(shrunk: list[tuple[_Edge, frozenset[int]]]) -> set[_Edge]:
+    """Guard sets shrank: the pending edges that may now close an ungated cycle are owed a new search.
+
+    Only a pending edge whose own guards hold a removed lock can be affected (every gate of a cycle
+    through it guards it too), or the pending edge whose guards shrank."""
+    fresh = set()
+    for pending in list(_pending):
+        for edge, removed in shrunk:
+            if edge is pending or not removed.isdisjoint(pending.guards):
+                del _pending[pending]
+                _dirty[pending] = False
+                fresh.add(pending)
+                break
+    return fresh
+
+
+def _run_dirty(fresh: Iterable[_Edge]) -> list[tuple[str, Any]]:
+    """Make the owed searches the allowance still covers; reports of searches owed by an earlier
+    acquire are "late" (published, never refused at this unrelated acquire)."""
     reports: list[tuple[str, Any]] = []
-    for edge in list(_pending):
-        cycle = _ungated_cycle(edge)
-        if cycle is not None:
-            _pending.remove(edge)
-            reports.extend(_judge(cycle))
+    for edge, first in list(_dirty.items()):
+        if _work_left <= 0:
+            break
+        if edge not in _dirty or (edge in _heavy and _work_left < _SEARCH_BUDGET):
+            continue
+        late = edge not in fresh
+        for kind, payload in _search(edge, first):
+            reports.append(("late" if late and kind == "inversion" else kind, payload))
     return reports
 
 
@@ -655,8 +832,10 @@ def _remove_node(node: int) -> bool:
     del _ord[node]
     if _reported:
         _reported.difference_update([ident for ident in _reported if any(node in pair for pair in ident)])
-    if _pending:
-        _pending[:] = [e for e in _pending if node not in (e.src, e.dst)]
+    for owed in (_pending, _dirty):
+        for edge in [e for e in owed if node in (e.src, e.dst)]:
+            del owed[edge]
+            _heavy.discard(edge)
     return True
 
 
@@ -677,9 +856,20 @@ def forget(key: int) -> None:
 
 
 def inversions() -> tuple[Inversion, ...]:
-    """Every inversion reported since the last reset, oldest first."""
+    """Every inversion reported since the last reset, oldest first (searches still owed are made first)."""
+    global _work_left
+    reports: list[tuple[str, Any]] = []
+    nested = _lock._is_owned()  # from a __del__ inside observe(): the graph is mid-update
     with _lock:
-        return tuple(_inversions)
+        if _dirty and not nested:
+            if _dead:
+                _drain_dead()
+            _work_left = _UNBOUNDED
+            reports = _run_dirty(())
+        found = tuple(_inversions)
+    if reports:
+        _publish(reports)
+    return found
 
 
 def edges(limit: int | None = None) -> tuple[OrderEdge, ...]:
@@ -712,7 +902,7 @@ def stats() -> dict[str, int]:
             "edges": sum(len(s) for s in _succ.values()) + len(_back),
             "back_edges": len(_back),
             "names": len(_names),
-            "pending": len(_pending),
+            "pending": len(_pending) + len(_dirty),
             "reported": len(_reported),
             "stack_cache": len(_stack_cache),
             "retired_edges": len(_retired),
@@ -738,6 +928,8 @@ def reset() -> None:
         _node_of.clear()
         _reported.clear()
         _pending.clear()
+        _dirty.clear()
+        _heavy.clear()
         _inversions.clear()
         _dead.clear()
         _retired.clear()

@@ -22,10 +22,12 @@ from tracedthreading import _events, _stats
 from tracedthreading.snapshot import (
     DeadlockReport,
     Inversion,
+    JSONNumberError,
     LockStats,
     OrderEdge,
     Snapshot,
     inversion_from_dict,
+    strict_json_loads,
 )
 
 __all__ = ["LogData", "ReportError", "format_lock_table", "lock_order_dot", "main", "read_log"]
@@ -238,7 +240,10 @@ def _parse_line(raw: bytes, number: int, bad: Any) -> dict[str, Any] | None:
         bad(number, "binary data, not a JSON event (is this an event log?)")
         return None
     try:
-        record = json.loads(text)
+        record = strict_json_loads(text)
+    except JSONNumberError as exc:
+        bad(number, str(exc))
+        return None
     except json.JSONDecodeError as exc:
         truncated = "; truncated line?" if exc.pos >= len(text.rstrip()) else ""
         bad(number, f"invalid JSON ({exc.msg} at column {exc.colno}{truncated})")
@@ -252,6 +257,12 @@ def _parse_line(raw: bytes, number: int, bad: Any) -> dict[str, Any] | None:
     if not isinstance(record.get("event"), str):
         bad(number, 'not an event: no "event" name')
         return None
+    if "\\ud" in text.lower():  # an escaped surrogate: fine in a pair, not alone (it cannot be printed)
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            bad(number, "a string holds a lone surrogate (\\udXXX escape), which is not text")
+            return None
     return record
 
 
@@ -274,10 +285,16 @@ def _strings(value: Any, where: str) -> list[str]:
     return value  # type: ignore[no-any-return]
 
 
-def _check_edge(item: Any, where: str) -> None:
+def _check_edge(item: Any, where: str, *, full: bool = False) -> None:
+    """An order edge's shape; ``full``: an inversion's edge, which carries every field."""
     _need(item, dict, where)
     for key in ("src", "dst"):
         _need(item.get(key), str, f"{where}.{key}")
+    if full:
+        _need(item.get("count"), int, f"{where}.count")
+        _need(item.get("thread"), str, f"{where}.thread")
+        _need(item.get("thread_id"), int, f"{where}.thread_id")
+        _strings(item.get("stack"), f"{where}.stack")
     if "count" in item:
         _need(item["count"], int, f"{where}.count")
     if "thread" in item:
@@ -290,9 +307,12 @@ def _check_edge(item: Any, where: str) -> None:
 
 def _check_inversion(item: Any, where: str, cycle_key: str = "locks") -> None:
     _need(item, dict, where)
-    _strings(item.get(cycle_key), f"{where}.{cycle_key}")
-    for index, edge in enumerate(_need(item.get("edges"), list, f"{where}.edges")):
-        _check_edge(edge, f"{where}.edges[{index}]")
+    if not _strings(item.get(cycle_key), f"{where}.{cycle_key}"):
+        raise ReportError(f"{where}.{cycle_key} must name at least one lock")
+    if not _need(item.get("edges"), list, f"{where}.edges"):
+        raise ReportError(f"{where}.edges must list at least one edge")
+    for index, edge in enumerate(item["edges"]):
+        _check_edge(edge, f"{where}.edges[{index}]", full=True)
     if "hint" in item:
         _need(item["hint"], str, f"{where}.hint")
 

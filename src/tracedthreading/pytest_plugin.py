@@ -125,7 +125,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER)
     settings = _resolve(config)
     if not settings.enabled:
-        return
+        return  # a bad TRACEDTHREADING_* variable matters only to runs that enable the plugin
+    if _config.env_error is not None:
+        raise pytest.UsageError(f"tracedthreading: {_config.env_error}")
     state = _State(settings)
     config.stash[_STATE] = state
     # patched() undoes only a patch it made: an outer patch (a pytester run inside a traced session) stays.

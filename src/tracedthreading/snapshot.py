@@ -6,6 +6,7 @@ Shaped like ``tracemalloc``: value objects with ``__slots__``, readable ``__str_
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -258,13 +259,14 @@ class Snapshot:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:
         """Read a snapshot written by :meth:`dump`; ``ValueError`` names the file when it is not one."""
-        import json
-
         try:
             with open(path, encoding="utf-8") as stream:
-                data = json.load(stream)
+                data = strict_json_loads(stream.read())
             return cls.from_dict(data)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        except RecursionError:
+            msg = f"{os.fspath(path)}: not a tracedthreading snapshot (nested too deeply)"
+            raise ValueError(msg) from None
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
             msg = f"{os.fspath(path)}: not a tracedthreading snapshot ({exc})"
             raise ValueError(msg) from None
 
@@ -278,7 +280,7 @@ class Snapshot:
                 threads=tuple(
                     DeadlockThread(
                         thread=t["thread"], thread_id=t["thread_id"], holds=tuple(t["holds"]),
-                        waits_for=t["waits_for"], stack=tuple(t["stack"]),
+                        waits_for=t["waits_for"], stack=tuple(t.get("stack", ())),
                     )
                     for t in item["threads"]
                 ),
@@ -322,7 +324,10 @@ def lock_stats_from_dict(item: dict[str, Any]) -> LockStats:
 
 
 def inversion_from_dict(item: dict[str, Any]) -> Inversion:
-    """Rebuild :class:`Inversion` from its ``as_dict``."""
+    """Rebuild :class:`Inversion` from its ``as_dict``; ``ValueError`` for a cycle of no lock or no edge."""
+    if not item["locks"] or not item["edges"]:
+        msg = "an inversion's cycle needs at least one lock and one edge"
+        raise ValueError(msg)
     edges = tuple(
         OrderEdge(
             src=e["src"], dst=e["dst"], count=int(e["count"]), thread=e["thread"], thread_id=int(e["thread_id"]),
@@ -335,6 +340,31 @@ def inversion_from_dict(item: dict[str, Any]) -> Inversion:
         locks=tuple(item["locks"]), edges=edges, hint=item.get("hint", ""), timed=bool(item.get("timed", False)),
         context=item.get("context", ""),
     )
+
+
+def strict_json_loads(text: str) -> Any:
+    """``json.loads`` refusing what is no finite number (``NaN``, ``Infinity``, ``1e999``): a ``ValueError``
+    naming it, so nothing read can carry a NaN into a report or out again as invalid JSON."""
+    import json
+
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+class JSONNumberError(ValueError):
+    """A JSON number Python cannot hold as a finite float (raised by :func:`strict_json_loads`)."""
+
+
+def _reject_constant(name: str) -> float:
+    msg = f"{name} is not a number"
+    raise JSONNumberError(msg)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        msg = f"number out of range: {text[:40]}"
+        raise JSONNumberError(msg)
+    return value
 
 
 # snapshot() reads _lockorder and _deadlock, which import this module: it is defined in
