@@ -115,3 +115,21 @@ def test_off_switch_gives_raw_stdlib_primitives() -> None:
     assert type(tracedthreading.Condition(name="c")) is std.Condition
     tracedthreading.configure(enabled=True)
     assert isinstance(tracedthreading.Lock(), tracedthreading._primitives.Lock)
+
+
+@pytest.mark.parametrize("lock", [None, "Lock", "RLock"])
+def test_condition_sets_up_the_same_state_as_the_stdlibs(lock: str | None) -> None:
+    """Our Condition's ``__init__`` (inlined for its default RLock) leaves the attributes the stdlib's
+    ``__init__`` leaves, bound to the same lock, on every Python version."""
+    given = None if lock is None else getattr(tracedthreading, lock)()
+    ours = tracedthreading.Condition(given)
+    reference = std.Condition.__new__(std.Condition)
+    std.Condition.__init__(reference, ours._lock)  # the stdlib's own set-up, on the same lock
+    expected = vars(reference)
+    got = {name: value for name, value in vars(ours).items() if name in expected}
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        if name == "_waiters":
+            assert type(got[name]) is type(value) and not got[name]
+        else:
+            assert got[name] == value, name

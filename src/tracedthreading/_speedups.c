@@ -1127,6 +1127,40 @@ tlock_init(TLock *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
+/* (key, name, module, line, kind, held, completed holds, hold total ns, rare, reentries): the record
+   _stats.retire_lock takes, built item by item (a Py_BuildValue format is parsed on every call). */
+static PyObject *
+retire_record(TLock *self, int held)
+{
+    PyObject *record = PyTuple_New(10);
+    if (record == NULL) {
+        return NULL;
+    }
+    PyObject *line = PyLong_FromLong(self->line);
+    PyObject *n = PyLong_FromLongLong((long long)self->n);
+    PyObject *total = PyLong_FromLongLong((long long)self->hold_total);
+    PyObject *reentries = PyLong_FromLongLong((long long)self->reentries);
+    if (line == NULL || n == NULL || total == NULL || reentries == NULL) {
+        Py_XDECREF(line);
+        Py_XDECREF(n);
+        Py_XDECREF(total);
+        Py_XDECREF(reentries);
+        Py_DECREF(record);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(record, 0, Py_NewRef(self->key));
+    PyTuple_SET_ITEM(record, 1, Py_NewRef(self->tname ? self->tname : Py_None));
+    PyTuple_SET_ITEM(record, 2, Py_NewRef(self->module ? self->module : Py_None));
+    PyTuple_SET_ITEM(record, 3, line);
+    PyTuple_SET_ITEM(record, 4, Py_NewRef(self->rlock ? str_rlock : str_lock));
+    PyTuple_SET_ITEM(record, 5, Py_NewRef(held ? Py_True : Py_False));
+    PyTuple_SET_ITEM(record, 6, n);
+    PyTuple_SET_ITEM(record, 7, total);
+    PyTuple_SET_ITEM(record, 8, Py_NewRef(self->rare ? self->rare : Py_None));
+    PyTuple_SET_ITEM(record, 9, reentries);
+    return record;
+}
+
 static void
 tlock_dealloc(TLock *self)
 {
@@ -1146,11 +1180,7 @@ tlock_dealloc(TLock *self)
            does), and its order-graph node, if it has one, is dropped. Never raises, never blocks. */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
-        PyObject *record = Py_BuildValue(
-            "(OOOiOOLLOL)", self->key, self->tname ? self->tname : Py_None, self->module ? self->module : Py_None,
-            self->line, self->rlock ? str_rlock : str_lock, holder != NULL ? Py_True : Py_False,
-            (long long)self->n, (long long)self->hold_total, self->rare ? self->rare : Py_None,
-            (long long)self->reentries);
+        PyObject *record = retire_record(self, holder != NULL);
         if (record != NULL) {
             (void)PyList_Append(dead_locks, record);
             Py_DECREF(record);

@@ -22,9 +22,11 @@ __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Semaphore", "Th
 
 _CONFIG = _config.CONFIG
 _rlock_with_identity = _primitives.rlock_with_identity
+_RLock = _primitives.RLock
 _stats_lock = _stats.lock
 _get_ident = _thread.get_ident
 _std_condition_init = _std.Condition.__init__
+_deque = _std._deque  # the deque threading's Condition keeps its waiters in
 _serial_lock = _thread.RLock()
 _blocking_sites: set[tuple[str, str]] = set()
 _nested = _thread._local()  # wait_for -> wait: report the timeout once, from wait_for
@@ -167,9 +169,21 @@ class Condition(_Measured, _std.Condition):
         else:
             self._init_identity(name, 1)  # the creation site, or the TypeError for a bad name
         self._c = None  # and no _key yet: both come with the first record
-        if lock is None:
-            lock = _rlock_with_identity(self._tname, self._module, self._line)  # the condition's name
-        _std_condition_init(self, lock)
+        if lock is not None:
+            _std_condition_init(self, lock)
+            return
+        # The stdlib's __init__ (3.10-3.13) inlined for our own RLock, which has every method it looks for
+        # (tests/test_api.py compares the attributes with the stdlib's): a Python call less per Future.
+        if self._module is None:  # named (by the patch, from the creation site): the lock gets the name
+            lock = self._lock = _RLock(name=self._tname)
+        else:
+            lock = self._lock = _rlock_with_identity(self._tname, self._module, self._line)  # the condition's
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self._release_save = lock._release_save
+        self._acquire_restore = lock._acquire_restore
+        self._is_owned = lock._is_owned
+        self._waiters = _deque()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until notified or ``timeout`` elapses; returns False on timeout (as the stdlib)."""
