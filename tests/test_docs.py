@@ -208,3 +208,49 @@ def test_timeline_svg_draws_a_recorded_trace(tmp_path: Path) -> None:
     assert svg.count('text-anchor="end"') == len(threads)
     with pytest.raises(ValueError, match="no hold or wait of 'nope'"):
         ttgen.timeline_svg(trace, lock="nope")
+
+
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+# The one line of bank_account.py whose wording depends on the run: the race shows, or happens not to.
+RACE = re.compile(r"^without a lock: (race detected|no update was lost this time).*$")
+
+
+def masked(text: str) -> list[str]:
+    """Lines with every number replaced by N, runs of spaces collapsed, the race line reduced to its label."""
+    lines = []
+    for line in text.strip("\n").splitlines():
+        line = RACE.sub("without a lock: <race line>", line)
+        lines.append(" ".join(NUMBER.sub("N", line).split()))
+    return lines
+
+
+def pasted_outputs(text: str) -> list[tuple[str, str, str]]:
+    """(name, command, output) of every ``<!-- output:NAME -->`` fenced block of a Markdown page."""
+    found = []
+    for match in re.finditer(r"<!-- output:(\w+) -->\n```\w*\n\$ ([^\n]*)\n(.*?)```\n<!-- /output:\1 -->", text,
+                             flags=re.DOTALL):
+        found.append((match.group(1), match.group(2), match.group(3)))
+    return found
+
+
+def test_readme_draft_is_short_and_its_output_is_current() -> None:
+    """The proposed README is at most 12 kB, and the output it pastes is what the command prints now
+    (numbers aside)."""
+    draft = (DOCS / "README-draft.md").read_text(encoding="utf-8")
+    assert len(draft.encode("utf-8")) <= 12 * 1024
+    outputs = pasted_outputs(draft)
+    assert [name for name, _, _ in outputs] == ["bank_account"]
+    for _name, command, pasted in outputs:
+        hidden = command.endswith(" 2>/dev/null")
+        command = command.removesuffix(" 2>/dev/null")
+        transcript = ttgen.run_commands([command], stderr="hide" if hidden else "merge")
+        printed = transcript.split("\n", 1)[1]
+        assert masked(pasted) == masked(printed)
+
+
+def test_masked_comparison_sees_a_changed_line() -> None:
+    """Numbers may differ between runs; words may not."""
+    assert masked("  wait   total 868.010 ms, max 18.505 ms") == masked("  wait total 1.2 ms, max 3 ms")
+    assert masked("  wait total 868.010 ms") != masked("  waited total 868.010 ms")
+    assert masked("without a lock: race detected: expected 20,000, got 2,500 (1,750 deposits lost)") == masked(
+        "without a lock: no update was lost this time (got 20,000); the race is still there")
