@@ -240,6 +240,10 @@ def test_readme_draft_is_short_and_its_output_is_current() -> None:
     (numbers aside)."""
     draft = (DOCS / "README-draft.md").read_text(encoding="utf-8")
     assert len(draft.encode("utf-8")) <= 12 * 1024
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#]*)\)", draft)
+    assert len(links) >= 10
+    for link in links:
+        assert (ROOT / link).exists(), link
     outputs = pasted_outputs(draft)
     assert [name for name, _, _ in outputs] == ["bank_account"]
     for _name, command, pasted in outputs:
