@@ -78,7 +78,7 @@ __all__ = sorted({name for name in _THREADING_NAMES if name in globals() or name
 
 
 def configure(**settings: _Any) -> dict[str, _Any]:
-    """Change settings (see the README's configuration table); returns the previous values.
+    """Change settings (see the configuration page of the docs); returns the previous values.
 
     Unknown names raise ``TypeError``; bad values raise ``ValueError`` naming the setting and the value.
     ``enabled=False`` makes primitives created afterwards the raw stdlib ones (zero overhead).

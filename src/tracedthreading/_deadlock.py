@@ -4,8 +4,11 @@ Before blocking, a thread records the key of the lock it waits for (its ``Held.w
 wait-for chain: lock -> holding thread -> the lock that thread waits for -> ... If the chain comes back to
 the caller, every thread on it is blocked for good: ``deadlock.detected`` is emitted at once, with each
 thread's holdings and current stack. Locks are known by key only; their owners come from the registry
-(a primitive's ``_tt_owner()``). The waiting itself is the primitive's: it waits in slices of
-``wait_long_threshold`` and calls :func:`report_wait_long` when a slice ends with the lock still taken.
+(a primitive's ``_tt_owner()``). The waiting itself is the primitive's, in at most two parts (after
+the first millisecond, which the C hot path waits on its own): first up to ``wait_long_threshold`` (the
+whole wait when its timeout is shorter or the threshold is off); if the lock is still taken then,
+:func:`report_wait_long` is called once and the rest of the wait follows in one piece, up to the
+timeout or for ever.
 """
 
 from __future__ import annotations

@@ -298,8 +298,9 @@ class Lock:
         self._lock.release()
 
     def _contended(self, held: list[int], timeout: float, count: int = 1, refuse: bool = True) -> bool:
-        """The real lock is taken: wait for it with the stdlib's own wait, measured, in slices of
-        ``wait_long_threshold``; ``count`` is the recursion level an RLock takes it at."""
+        """The real lock is taken: wait for it with the stdlib's own wait, measured: up to
+        ``wait_long_threshold``, then (reported once) the rest; ``count`` is the recursion level an RLock
+        takes it at."""
         holder = self._holder
         wait, first = _lockcore.begin_wait(self, held, timeout, _threads.ident_of(holder), holder is held, refuse)
         got = None

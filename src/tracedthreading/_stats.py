@@ -5,7 +5,9 @@ held (or under :data:`lock` for the rare paths that are not), so they are exact 
 hot path. This module never reads them: the registry maps a key to a weak reference, and a live
 primitive answers the tracer protocol (``_tt_counters()``, ``_tt_reset()``, ``_tt_owner()``) for
 itself. Durations in :class:`Counters` are integer nanoseconds, converted to float seconds in the
-snapshot. A primitive that dies hands its counters to :func:`retire` or :func:`retire_lock`, which
+snapshot; they are not all kept that way before: a pure-Python Lock/RLock adds up its holds in float
+seconds, and :class:`NameStats` keeps a name's hold maximum in float seconds (on both hot paths), each
+converted to integer nanoseconds when counters are collected or folded. A primitive that dies hands its counters to :func:`retire` or :func:`retire_lock`, which
 queue them; :func:`drain` folds the queue into per-name aggregates, so memory is bounded by the number
 of names, not of instances ever created.
 """

@@ -1,7 +1,7 @@
 """Immutable views of what tracedthreading recorded: :func:`snapshot` returns a :class:`Snapshot`.
 
-Shaped like ``tracemalloc``: value objects with ``__slots__``, readable ``__str__``, ``as_dict`` and
-``Snapshot.dump``/``Snapshot.load`` (JSON) so a run's figures can be kept and compared later.
+Shaped like ``tracemalloc``: frozen dataclasses (immutable value objects) with a readable ``__str__``,
+``as_dict`` and ``Snapshot.dump``/``Snapshot.load`` (JSON) so a run's figures can be kept and compared later.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class LockStats:
     ``failures`` (non-blocking acquires that found it taken); ``broken`` (BrokenBarrierError raised);
     ``wait_total``/``wait_max``/``wait_p50``/``wait_p99`` and ``hold_total``/``hold_max``/``hold_p50``/
     ``hold_p99`` in seconds (hold of a Timer: its callback; wait of a Timer: how late it started;
-    Lock/RLock hold percentiles come from a sample of the holds, everything else is exact);
+    Lock/RLock hold percentiles count every hold on the C hot path and a weighted sample of them on the
+    pure-Python one; counts, totals and maxima are exact);
     ``blockers``: (thread name, times) pairs of the threads that held it while another waited, most first.
     """
 
