@@ -261,3 +261,21 @@ def test_masked_comparison_sees_a_changed_line() -> None:
     assert masked("without a lock: race detected: expected 20,000, got 2,500 (1,750 deposits lost)") == masked(
         "without a lock: no update was lost this time (got 20,000); the race is still there")
     assert masked("  blockers      teller_0 x141, teller_6 x139") == masked("  blockers      none")
+
+
+@pytest.mark.parametrize("graphviz", [True, False])
+def test_pictures_are_drawn_with_or_without_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     graphviz: bool) -> None:
+    """Every picture the pages show is made, by Graphviz where it is installed, else from the graphs last
+    rendered (docs/pictures/) after the runner still wrote them as DOT: a machine with only Python
+    builds the docs too."""
+    if graphviz and ttgen.shutil.which("dot") is None:
+        pytest.skip("Graphviz is not installed here: the case without it is the one CI relies on")
+    if not graphviz:
+        monkeypatch.setattr(ttgen.shutil, "which", lambda name, *args, **kwargs: None)
+    written = ttgen.generate_pictures(tmp_path)
+    assert sorted(path.name for path in written) == ["inversion.svg", "philosophers.svg", "timeline.svg"]
+    for path in written:
+        assert path.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE")), path
+    if not graphviz:
+        assert (tmp_path / "inversion.svg").read_bytes() == (ttgen.PICTURES / "inversion.svg").read_bytes()

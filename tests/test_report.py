@@ -450,7 +450,7 @@ def test_graph_work_is_linear_in_edges() -> None:
 
 
 def test_graph_spaces_ranks_and_nodes_for_edge_labels() -> None:
-    """The two labels of a 2-cycle overlapped in ``docs/inversion.svg``: the graph leaves room between
+    """The two labels of a 2-cycle overlapped in ``docs/pictures/inversion.svg``: the graph leaves room between
     the label columns (nodesep) and the ranks (ranksep)."""
     dot = _report.lock_order_dot([], [])
     [graph] = [line for line in dot.splitlines() if line.strip().startswith("graph [")]

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -33,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SNIPPETS = ROOT / "docs" / "snippets"  # the small programs the reference pages run
+PICTURES = ROOT / "docs" / "pictures"  # the graphs as last rendered by Graphviz, for machines without it
 TIMEOUT = 60.0  # seconds per command: every example finishes in about a second
 
 
@@ -353,14 +355,18 @@ def generate_pictures(outdir: Path) -> list[Path]:
     """
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
+    # Without Graphviz (a machine with only Python), the runner still writes the graphs as DOT and the
+    # pictures are the last ones rendered, kept in docs/pictures/ (refreshed by running this module).
+    suffix = ".svg" if shutil.which("dot") else ".dot"
     with tempfile.TemporaryDirectory(prefix="ttdocs-pictures-") as scratch:
         for example, picture in (("transfer_inversion", "inversion"), ("dining_philosophers", "philosophers")):
             run_commands([
                 f"python -m tracedthreading --log-file {picture}.jsonl examples/{example}.py",
-                f"python -m tracedthreading report {picture}.jsonl --graph {picture}.svg",
+                f"python -m tracedthreading report {picture}.jsonl --graph {picture}{suffix}",
             ], scratch=scratch)
             target = outdir / f"{picture}.svg"
-            target.write_bytes((Path(scratch) / f"{picture}.svg").read_bytes())
+            drawn = Path(scratch) / f"{picture}.svg" if suffix == ".svg" else PICTURES / f"{picture}.svg"
+            target.write_bytes(drawn.read_bytes())
             written.append(target)
         run_commands(["python -m tracedthreading --trace-file trace.json examples/bank_account.py"], scratch=scratch)
         trace = json.loads((Path(scratch) / "trace.json").read_text(encoding="utf-8"))
