@@ -42,7 +42,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from tracedthreading import _events, _factories, _primitives
+from tracedthreading import _events, _factories, _logpatch, _primitives
 
 __all__ = ["is_patched", "patch", "patched", "unpatch"]
 
@@ -86,14 +86,16 @@ def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwarg
         if site_name is None:
             if len(_site_names) >= _SITE_NAMES_MAX:
                 _site_names.clear()
-            site_name = _site_names[site] = "%s:%d" % site
+            site_name = _site_names[site] = _logpatch.site_name(site[0], frame) or "%s:%d" % site
+        if site_name is _logpatch.HANDLER:  # Handler.createLock: named after the handler
+            site_name = _logpatch.handler_lock_name(frame)
         kwargs["name"] = site_name
     return _current[name](*args, **kwargs)
 
 
-# ``module:line`` names of creation sites, shared: a Future made 50,000 times at one line gets one
+# ``module:line`` names of creation sites (or logging's names, see _logpatch), shared: a Future made 50,000 times at one line gets one
 # string, not 50,000 equal ones (bounded: cleared when full; an entry is only a cache).
-_site_names: dict[tuple[str, int], str] = {}
+_site_names: dict[tuple[str, int], Any] = {}
 _SITE_NAMES_MAX = 4096
 
 
@@ -236,6 +238,7 @@ def patch() -> None:
                 _applied.append((threading, name, original))
             _active = True
         missed = _patch_modules()
+    missed += _logpatch.swap_in(_current["RLock"])  # outside _lock: it may wait (bounded) for logging's lock
     if missed:
         _report_missed(missed)
 
@@ -258,6 +261,7 @@ def unpatch() -> None:
         for module, attribute, proxy in _scan(_PROXY_IDS):
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(module, attribute, _ORIGINAL_OF[id(proxy)])
+    _logpatch.swap_out()
 
 
 @contextlib.contextmanager
