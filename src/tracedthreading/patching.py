@@ -27,9 +27,9 @@ objects and for the traced ones (which subclass them). On 3.13, where ``threadin
 ``isinstance(x, threading.Lock)`` is true for raw and traced Locks and false for a traced RLock (as for
 a stdlib RLock); on 3.10-3.12 it raises the same ``TypeError`` as without the patch.
 
-Locks created before :func:`patch` stay raw; so do factories held where a module scan cannot reach
-(class attributes, closures, default arguments): :func:`patch` names those it sees in a
-``patch.missed`` event.
+Locks created before :func:`patch` stay raw, except ``logging``'s module lock, swapped for a traced one
+(see :mod:`tracedthreading._logpatch`); so do factories held where a module scan cannot reach (class
+attributes, closures, default arguments): :func:`patch` names those it sees in a ``patch.missed`` event.
 """
 
 from __future__ import annotations
@@ -302,16 +302,42 @@ def _scan(wanted: dict[int, Any]) -> Iterator[tuple[types.ModuleType, str, Any]]
                 yield module, attribute, value
 
 
-def _class_holders(module_name: str, module: types.ModuleType, wanted: dict[int, Any]) -> Iterator[str]:
-    """``module.Class.attr`` for classes defined in ``module`` holding a factory (staticmethod or not)."""
-    for class_name, value in list(vars(module).items()):
+def _holds(value: Any, wanted: dict[int, Any]) -> bool:
+    return id(value) in wanted and value is wanted[id(value)]
+
+
+def _function_holders(qualname: str, function: Any, wanted: dict[int, Any]) -> Iterator[str]:
+    """``qualname (default argument)`` / ``qualname (closure)`` when ``function`` keeps a factory there."""
+    defaults = [*(function.__defaults__ or ()), *(function.__kwdefaults__ or {}).values()]
+    if any(_holds(value, wanted) for value in defaults):
+        yield f"{qualname} (default argument)"
+    for cell in function.__closure__ or ():
+        try:
+            content = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if _holds(content, wanted):
+            yield f"{qualname} (closure)"
+            break
+
+
+def _hidden_holders(module_name: str, module: types.ModuleType, wanted: dict[int, Any]) -> Iterator[str]:
+    """Where ``module`` keeps a factory the scan cannot replace: class attributes (``module.Class.attr``),
+    default arguments and closures of its functions and of its classes' methods (named by the module
+    attribute that reaches them: ``module.function (closure)``, ``module.Class.method (default argument)``)."""
+    for name, value in list(vars(module).items()):
+        if isinstance(value, types.FunctionType) and getattr(value, "__module__", None) == module_name:
+            yield from _function_holders(f"{module_name}.{name}", value, wanted)
+            continue
         if not isinstance(value, type) or getattr(value, "__module__", None) != module_name:
             continue
         for attribute, member in list(vars(value).items()):
             if isinstance(member, (staticmethod, classmethod)):
                 member = member.__func__
-            if id(member) in wanted and member is wanted[id(member)]:
-                yield f"{module_name}.{class_name}.{attribute}"
+            if _holds(member, wanted):
+                yield f"{module_name}.{name}.{attribute}"
+            elif isinstance(member, types.FunctionType):
+                yield from _function_holders(f"{module_name}.{name}.{attribute}", member, wanted)
 
 
 def _patch_modules() -> list[str]:
@@ -328,7 +354,7 @@ def _patch_modules() -> list[str]:
     for module_name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType) and not _skipped(module_name):
             with contextlib.suppress(Exception):  # a module whose vars() misbehave is just not scanned
-                missed.extend(_class_holders(module_name, module, wanted))
+                missed.extend(_hidden_holders(module_name, module, wanted))
     return sorted(set(missed))
 
 
