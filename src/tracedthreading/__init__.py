@@ -60,6 +60,10 @@ for _name in _THREADING_NAMES:
     if _name not in _TRACED and _name not in _FORWARDED and hasattr(_std, _name):
         globals()[_name] = getattr(_std, _name)
 __excepthook__ = getattr(_std, "__excepthook__", None)
+# Deprecated camelCase spellings, kept by the stdlib outside __all__ (3.10-3.13): the stdlib's own, warning as there.
+for _name in ("currentThread", "activeCount"):
+    if hasattr(_std, _name):
+        globals()[_name] = getattr(_std, _name)
 
 _ADDITIONS = [
     "DeadlockReport",
