@@ -170,3 +170,44 @@ def test_lock_aliases_behave_as_the_stdlib_ones() -> None:
         stats = tracedthreading.snapshot().lock(f"alias {cls.__module__}.{id(cls)}")
         assert stats.acquisitions == 1
         assert stats.timeouts >= 1
+
+
+@pytest.mark.parametrize("module", [std, tracedthreading], ids=["stdlib", "traced"])
+def test_timer_with_no_interval_waits_until_cancelled(module: object) -> None:
+    """``Timer(None, f)`` starts, never calls ``f`` on its own, and ends when cancelled (as the stdlib's)."""
+    calls: list[int] = []
+    timer = module.Timer(None, calls.append, args=(1,))  # type: ignore[attr-defined]
+    timer.start()
+    timer.join(0.2)
+    assert timer.is_alive()
+    timer.cancel()
+    timer.join(30)
+    assert not timer.is_alive()
+    assert calls == []
+
+
+@pytest.mark.parametrize("module", [std, tracedthreading], ids=["stdlib", "traced"])
+def test_timer_finished_after_the_callback_raises(module: object) -> None:
+    """A callback that raises leaves ``finished`` as the stdlib leaves it (unset); one that returns sets it."""
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    failing = module.Timer(0, boom)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="boom"):
+        failing.run()
+    ok = module.Timer(0, lambda: None)  # type: ignore[attr-defined]
+    ok.run()
+    assert (failing.finished.is_set(), ok.finished.is_set()) == (std_timer_states()[0], True)
+
+
+def std_timer_states() -> tuple[bool]:
+    """``finished.is_set()`` of a stdlib Timer whose callback raised, run here (the reference)."""
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    timer = std.Timer(0, boom)
+    with pytest.raises(ValueError):
+        timer.run()
+    return (timer.finished.is_set(),)
