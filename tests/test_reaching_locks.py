@@ -106,6 +106,26 @@ def test_patch_swaps_in_a_traced_logging_module_lock_and_unpatch_restores_it() -
     assert _take_in_another_thread(original)
 
 
+def _module_lock_row() -> object:
+    return [stats for stats in tracedthreading.snapshot().locks if stats.name == "logging._lock"]
+
+
+def test_unpatch_leaves_no_row_for_a_module_lock_nobody_took() -> None:
+    """Putting the original back takes the traced lock once: if nothing else took it, that take leaves no trace."""
+    import gc
+
+    gc.collect()  # traced module locks of earlier tests fold now, not in the middle of this one
+    tracedthreading.reset()
+    assert _module_lock_row() == []
+    with tracedthreading.patched():
+        pass
+    gc.collect()
+    assert _module_lock_row() == []
+    with tracedthreading.patched():
+        logging.getLogger("tt.reaching.row")
+    assert tracedthreading.snapshot().lock("logging._lock").acquisitions >= 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 def test_fork_after_the_swap_reinitialises_the_traced_module_lock() -> None:
     """logging's at-fork handlers use the traced module lock: after a fork both processes can take it."""

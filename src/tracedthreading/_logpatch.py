@@ -29,7 +29,7 @@ import time
 import types
 from typing import Any
 
-from tracedthreading import _primitives
+from tracedthreading import _lockorder, _primitives, _stats
 
 __all__ = ["HANDLER", "MODULE_LOCK_NAME", "SWAP_TIMEOUT", "handler_lock_name", "site_name", "swap_in", "swap_out"]
 
@@ -162,8 +162,29 @@ def swap_out() -> None:
                 handler.name = name_property  # type: ignore[attr-defined]
         if _swapped:
             logging, original, traced = _swapped[0]
+            unused = traced._ns is None  # nobody took it: the take below must leave no trace either
+            ident = (MODULE_LOCK_NAME, None, 0, traced._kind)
+            new_name = unused and ident not in _stats._name_stats
             if getattr(logging, "_lock", None) is not traced or _replace(logging, traced, original):
                 _swapped.clear()
+                if unused:
+                    _forget_own_take(traced, ident if new_name else None)
+
+
+def _forget_own_take(traced: Any, ident: Any) -> None:
+    """Undo what :func:`swap_out`'s own take of a lock nobody else took recorded: no statistics row, no
+    order-graph node (a program that never logs does not see ``logging._lock`` in its summary).
+    ``ident``: the name's shared statistics made by that take, to drop (None: they existed before)."""
+    with contextlib.suppress(Exception):
+        key = traced._key
+        traced._tt_reset()
+        traced._ns = None  # never activated, as far as the statistics go: nothing is folded when it dies
+        if key is not None:
+            _stats._live.pop(key, None)
+            _lockorder.forget(key)
+        if ident is not None:
+            with _stats.lock:
+                _stats._name_stats.pop(ident, None)
 
 
 # -- handler names -----------------------------------------------------------------------------------
