@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tracedthreading
-from tracedthreading import _primitives, patching
+from tracedthreading import _lockcore, _primitives, patching
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -98,6 +98,7 @@ def test_patch_swaps_in_a_traced_logging_module_lock_and_unpatch_restores_it() -
         swapped = logging._lock  # type: ignore[attr-defined]
         assert isinstance(swapped, _primitives._Traced)
         assert swapped.trace_name == "logging._lock"
+        assert swapped in _lockcore.quiet  # its own events are not logged while it is held (see _lockcore.quiet)
         logging.getLogger("tt.reaching.swap")  # logging takes its module lock: recorded
         assert tracedthreading.snapshot().lock("logging._lock").acquisitions >= 1
         tracedthreading.patch()  # idempotent: the same traced lock stays
@@ -237,3 +238,19 @@ def test_handler_locks_are_named_after_their_handler() -> None:
     assert used.lock.trace_name == f"{__name__}.{Custom.__qualname__}"  # a lock already recorded keeps its name
     assert logging.Handler.__dict__["name"] is name_property
     assert logging.Handler.set_name is set_name
+
+
+def test_logging_imported_under_the_patch_gets_a_named_quiet_module_lock(tmp_path: Path) -> None:
+    """``import logging`` after the patch: its module lock is traced from the start, named and quiet."""
+    code = (
+        "import sys, tracedthreading\n"
+        "from tracedthreading import _lockcore\n"
+        "tracedthreading.patch()\n"
+        "assert 'logging' not in sys.modules, 'logging already imported'\n"
+        "import logging\n"
+        "print(logging._lock.trace_name, logging._lock in _lockcore.quiet)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["logging._lock", "True"]

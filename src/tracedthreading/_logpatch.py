@@ -29,9 +29,9 @@ import time
 import types
 from typing import Any
 
-from tracedthreading import _lockorder, _primitives, _stats
+from tracedthreading import _lockcore, _lockorder, _primitives, _stats
 
-__all__ = ["HANDLER", "MODULE_LOCK_NAME", "SWAP_TIMEOUT", "handler_lock_name", "site_name", "swap_in", "swap_out"]
+__all__ = ["HANDLER", "MODULE_LOCK", "MODULE_LOCK_NAME", "SWAP_TIMEOUT", "handler_lock_name", "quieted", "site_name", "swap_in", "swap_out"]
 
 #: The name of the traced ``logging._lock``.
 MODULE_LOCK_NAME = "logging._lock"
@@ -39,6 +39,8 @@ MODULE_LOCK_NAME = "logging._lock"
 SWAP_TIMEOUT = 1.0
 #: The site name of ``Handler.createLock``: each lock made there is named after its handler instead.
 HANDLER: Any = object()
+#: The site name of logging's module lock, made under the patch: named MODULE_LOCK_NAME, quiet (see :func:`quieted`).
+MODULE_LOCK: Any = object()
 _STACK_MAX = 64  # frames of a thread's stack looked at for a pending take of logging's lock
 
 _Traced = _primitives._Traced
@@ -57,8 +59,15 @@ def site_name(module: str, frame: Any) -> Any:
     if code == "createLock":
         return HANDLER
     if code == "<module>":  # the only lock logging makes at import is its module lock
-        return MODULE_LOCK_NAME
+        return MODULE_LOCK
     return None
+
+
+def quieted(lock: Any) -> Any:
+    """``lock`` (logging's module lock), its own events silenced (see ``_lockcore.quiet``)."""
+    if isinstance(lock, _Traced):
+        _lockcore.quiet.add(lock)
+    return lock
 
 
 def _describe(handler: Any) -> str:
@@ -140,6 +149,7 @@ def swap_in(make_rlock: Any) -> list[str]:
         traced = make_rlock(name=MODULE_LOCK_NAME)
         if not isinstance(traced, _Traced):
             return missed
+        quieted(traced)  # its own events would be logged while holding it: see _lockcore.quiet
         if _replace(logging, original, traced):
             _swapped.append((logging, original, traced))
         else:

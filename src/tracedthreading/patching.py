@@ -89,6 +89,9 @@ def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwarg
             site_name = _site_names[site] = _logpatch.site_name(site[0], frame) or "%s:%d" % site
         if site_name is _logpatch.HANDLER:  # Handler.createLock: named after the handler
             site_name = _logpatch.handler_lock_name(frame)
+        elif site_name is _logpatch.MODULE_LOCK:  # logging imported under the patch: its module lock
+            kwargs["name"] = _logpatch.MODULE_LOCK_NAME
+            return _logpatch.quieted(_current[name](*args, **kwargs))
         kwargs["name"] = site_name
     return _current[name](*args, **kwargs)
 
