@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import subprocess
@@ -118,10 +119,17 @@ def test_unpatch_leaves_no_row_for_a_module_lock_nobody_took() -> None:
     gc.collect()  # traced module locks of earlier tests fold now, not in the middle of this one
     tracedthreading.reset()
     assert _module_lock_row() == []
-    with tracedthreading.patched():
-        pass
+    from tracedthreading import _trace
+
+    _trace.start()
+    try:
+        with tracedthreading.patched():
+            pass
+    finally:
+        data = _trace.stop()
     gc.collect()
     assert _module_lock_row() == []
+    assert "logging._lock" not in json.dumps(data)  # nor a slice on a timeline being recorded
     with tracedthreading.patched():
         logging.getLogger("tt.reaching.row")
     assert tracedthreading.snapshot().lock("logging._lock").acquisitions >= 1

@@ -41,6 +41,7 @@ SWAP_TIMEOUT = 1.0
 HANDLER: Any = object()
 #: The site name of logging's module lock, made under the patch: named MODULE_LOCK_NAME, quiet (see :func:`quieted`).
 MODULE_LOCK: Any = object()
+_NO_CAP = 9e9  # seconds: a lock's cap no hold reaches
 _STACK_MAX = 64  # frames of a thread's stack looked at for a pending take of logging's lock
 
 _Traced = _primitives._Traced
@@ -109,7 +110,7 @@ def _waiting(codes: set[Any], me: int) -> bool:
     return False
 
 
-def _replace(logging: types.ModuleType, old: Any, new: Any) -> bool:
+def _replace(logging: types.ModuleType, old: Any, new: Any, *, silent: bool = False) -> bool:
     """Make ``logging._lock`` ``new`` instead of ``old``, safely (see the module docstring); False if not done."""
     if _owned(old):  # this thread is inside logging's lock: its own release would reach the new lock
         return False
@@ -126,6 +127,8 @@ def _replace(logging: types.ModuleType, old: Any, new: Any) -> bool:
                 return False
             if not _waiting(codes, me):
                 logging._lock = new  # type: ignore[attr-defined]
+                if silent:  # ``old`` is a traced lock nobody else took: its release below reaches no slow
+                    old._cap = _NO_CAP  # path (no timeline slice, no held_long, no hold maximum)
                 return True
         finally:
             old.release()
@@ -175,7 +178,7 @@ def swap_out() -> None:
             unused = traced._ns is None  # nobody took it: the take below must leave no trace either
             ident = (MODULE_LOCK_NAME, None, 0, traced._kind)
             new_name = unused and ident not in _stats._name_stats
-            if getattr(logging, "_lock", None) is not traced or _replace(logging, traced, original):
+            if getattr(logging, "_lock", None) is not traced or _replace(logging, traced, original, silent=unused):
                 _swapped.clear()
                 if unused:
                     _forget_own_take(traced, ident if new_name else None)
