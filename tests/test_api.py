@@ -117,6 +117,102 @@ def test_off_switch_gives_raw_stdlib_primitives() -> None:
     assert isinstance(tracedthreading.Lock(), tracedthreading._primitives.Lock)
 
 
+@pytest.mark.parametrize("name", ["currentThread", "activeCount"])
+def test_deprecated_camel_case_functions_are_there_as_in_the_stdlib(name: str) -> None:
+    """``currentThread``/``activeCount`` exist exactly where the stdlib has them and warn as it does."""
+    assert hasattr(tracedthreading, name) == hasattr(std, name)
+    if not hasattr(std, name):
+        return
+    with pytest.warns(DeprecationWarning, match=name):
+        ours = getattr(tracedthreading, name)()
+    with pytest.warns(DeprecationWarning, match=name):
+        theirs = getattr(std, name)()
+    assert ours == theirs
+    assert name not in tracedthreading.__all__  # as in threading.__all__
+
+
+def _implementations(kind: str) -> list[type]:
+    from tracedthreading import _primitives
+
+    names = ("PyLock", "CLock") if kind == "Lock" else ("PyRLock", "CRLock")
+    return [cls for cls in (getattr(_primitives, name) for name in names) if cls is not None]
+
+
+@pytest.mark.parametrize("alias", ["acquire_lock", "release_lock", "locked_lock"])
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_lock_aliases_exist_where_the_stdlib_has_them(kind: str, alias: str) -> None:
+    """The old ``acquire_lock``/``release_lock``/``locked_lock`` aliases are on our classes iff on the stdlib's."""
+    import _thread
+
+    stdlib_type = _thread.LockType if kind == "Lock" else _thread.RLock
+    for cls in _implementations(kind):
+        assert hasattr(cls, alias) == hasattr(stdlib_type, alias), (cls, alias)
+
+
+def test_lock_aliases_behave_as_the_stdlib_ones() -> None:
+    """Each alias does what the stdlib's does, and is traced like the method it names."""
+    import _thread
+
+    if not hasattr(_thread.LockType, "acquire_lock"):
+        pytest.skip("this Python's lock type has no acquire_lock alias")  # 3.10-3.13 all have it
+    for cls in _implementations("Lock"):
+        for lock in (cls(name=f"alias {cls.__module__}.{id(cls)}"), _thread.allocate_lock()):
+            assert lock.acquire_lock() is True
+            assert lock.locked_lock() is True
+            assert lock.acquire_lock(False) is False
+            assert lock.acquire_lock(blocking=True, timeout=0.01) is False
+            assert lock.release_lock() is None
+            assert lock.locked_lock() is False
+            with pytest.raises(RuntimeError):
+                lock.release_lock()
+            with pytest.raises(ValueError):
+                lock.acquire_lock(False, 1)
+        stats = tracedthreading.snapshot().lock(f"alias {cls.__module__}.{id(cls)}")
+        assert stats.acquisitions == 1
+        assert stats.timeouts >= 1
+
+
+@pytest.mark.parametrize("module", [std, tracedthreading], ids=["stdlib", "traced"])
+def test_timer_with_no_interval_waits_until_cancelled(module: object) -> None:
+    """``Timer(None, f)`` starts, never calls ``f`` on its own, and ends when cancelled (as the stdlib's)."""
+    calls: list[int] = []
+    timer = module.Timer(None, calls.append, args=(1,))  # type: ignore[attr-defined]
+    timer.start()
+    timer.join(0.2)
+    assert timer.is_alive()
+    timer.cancel()
+    timer.join(30)
+    assert not timer.is_alive()
+    assert calls == []
+
+
+@pytest.mark.parametrize("module", [std, tracedthreading], ids=["stdlib", "traced"])
+def test_timer_finished_after_the_callback_raises(module: object) -> None:
+    """A callback that raises leaves ``finished`` as the stdlib leaves it (unset); one that returns sets it."""
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    failing = module.Timer(0, boom)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="boom"):
+        failing.run()
+    ok = module.Timer(0, lambda: None)  # type: ignore[attr-defined]
+    ok.run()
+    assert (failing.finished.is_set(), ok.finished.is_set()) == (std_timer_states()[0], True)
+
+
+def std_timer_states() -> tuple[bool]:
+    """``finished.is_set()`` of a stdlib Timer whose callback raised, run here (the reference)."""
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    timer = std.Timer(0, boom)
+    with pytest.raises(ValueError):
+        timer.run()
+    return (timer.finished.is_set(),)
+
+
 @pytest.mark.parametrize("lock", [None, "Lock", "RLock"])
 def test_condition_sets_up_the_same_state_as_the_stdlibs(lock: str | None) -> None:
     """Our Condition's ``__init__`` (inlined for its default RLock) leaves the attributes the stdlib's

@@ -98,6 +98,20 @@ def test_semaphore_tellers() -> None:
     assert re.search(r"wait\s+total [\d.]+ ms, max [\d.]+ ms, p50 [\d.]+ ms, p99 [\d.]+ ms", out)
 
 
+def test_cash_drawers() -> None:
+    """Three drawers for six tellers: all shifts served, one teller gives up, a double return is caught."""
+    out = run_example("cash_drawers.py")
+    assert "drawers handed out: 12, at most 3 in use at once (limit 3)" in out
+    assert "impatient teller gave up: True" in out
+    assert "drawer returned twice: ValueError: Semaphore released too many times" in out
+    assert re.search(r"kind\s+boundedsemaphore", out)
+    assert number(r"acquisitions\s+(\d+)", out) == 12 + 3 + 1
+    assert number(r"timeouts\s+(\d+)", out) == 1
+    assert 1 <= number(r"contentions\s+(\d+)", out) <= 12 + 1  # the first three takes never wait
+    assert re.search(r"wait\s+total [\d.]+ ms, max [\d.]+ ms", out)
+    assert "name='cash drawers': value=3/3>" in out
+
+
 def test_event_open_bank() -> None:
     """Six customers get in after the opening and the impatient one times out, once."""
     out = run_example("event_open_bank.py")

@@ -280,3 +280,38 @@ def test_unpatchable_holders_are_reported() -> None:
     assert "tt_holder.Holder.factory" in missed[0]["modules"]
     assert "tt_readonly.Event" in missed[0]["modules"]
     assert readonly.Event is ORIGINALS["Event"]
+
+
+def test_closures_and_default_arguments_holding_a_factory_are_reported() -> None:
+    """Factories a module scan cannot replace in closures and default arguments are named too (as the README says)."""
+    module = types.ModuleType("tt_hidden")
+    module.__dict__["__name__"] = "tt_hidden"
+    exec(  # noqa: S102 - a module's source, defined here so the test shows what is found
+        "def make(factory=LOCK):\n"
+        "    return factory()\n"
+        "def keyword(*, factory=EVENT):\n"
+        "    return factory()\n"
+        "def outer(factory):\n"
+        "    def build():\n"
+        "        return factory()\n"
+        "    return build\n"
+        "builder = outer(RLOCK)\n"
+        "class Pool:\n"
+        "    def grow(self, factory=LOCK):\n"
+        "        return factory()\n",
+        {**module.__dict__, "LOCK": ORIGINALS["Lock"], "EVENT": ORIGINALS["Event"], "RLOCK": ORIGINALS["RLock"]},
+        module.__dict__,
+    )
+    for name in ("LOCK", "EVENT", "RLOCK"):
+        module.__dict__.pop(name, None)
+    sys.modules["tt_hidden"] = module
+    try:
+        with capture_events() as events, tracedthreading.patched():
+            pass
+    finally:
+        del sys.modules["tt_hidden"]
+    missed = events_named(events, "patch.missed")
+    assert len(missed) == 1
+    names = [name for name in missed[0]["modules"] if name.startswith("tt_hidden.")]
+    assert names == sorted(["tt_hidden.make (default argument)", "tt_hidden.keyword (default argument)",
+                            "tt_hidden.builder (closure)", "tt_hidden.Pool.grow (default argument)"])

@@ -237,3 +237,49 @@ def pytest_sessionfinish(session):
     result = run(pytester, "--tracedthreading")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*from_gw1*lock*3*"])
+
+
+# A module of the code under test with module-level locks, imported by the top-level conftest.py.
+REGISTRY = """
+import threading
+
+registry_lock = threading.Lock()
+cache_lock = threading.Lock()
+"""
+
+REGISTRY_TESTS = """
+import registry_under_test as registry
+
+def test_register():
+    with registry.registry_lock:
+        with registry.cache_lock:
+            pass
+
+def test_evict():
+    with registry.cache_lock:
+        with registry.registry_lock:
+            pass
+"""
+
+
+def test_locks_made_by_modules_the_conftest_imports_are_traced(pytester: pytest.Pytester) -> None:
+    """The patch is in place before conftest.py loads: its imports' module-level locks are traced."""
+    pytester.makepyfile(registry_under_test=REGISTRY, test_registry=REGISTRY_TESTS)
+    pytester.makeconftest("import registry_under_test\n")
+    result = run(pytester, "--tracedthreading")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*lock-order inversion closed by this test (test_registry.py::test_evict)*",
+                                 "*the other order was taken earlier by: test_registry.py::test_register*"])
+
+
+def test_early_patch_follows_the_ini_file_and_the_environment(pytester: pytest.Pytester,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turned on by the ini file or the environment, the patch also precedes the conftest; off, nothing is patched."""
+    pytester.makepyfile(registry_under_test=REGISTRY, test_registry=REGISTRY_TESTS)
+    pytester.makeconftest("import registry_under_test\n")
+    pytester.makeini("[pytest]\ntracedthreading = true\n")
+    run(pytester).assert_outcomes(passed=1, failed=1)
+    run(pytester, "--no-tracedthreading").assert_outcomes(passed=2)
+    monkeypatch.setenv("TRACEDTHREADING_PYTEST", "0")
+    run(pytester).assert_outcomes(passed=2)
+    assert not patching.is_patched()

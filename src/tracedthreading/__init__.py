@@ -4,6 +4,9 @@ Every public name of the stdlib ``threading`` module is here. Lock, RLock, Condi
 BoundedSemaphore, Event, Barrier, Timer and Thread are traced drop-ins; the rest are the stdlib's own
 objects. The additions (:func:`snapshot`, :func:`reset`, :func:`configure`, :func:`forget`, the value
 objects and :class:`LockOrderError`) are listed in ``__all__`` after the threading names.
+
+PYTEST_DONT_REWRITE: the runner imports this package before ``python -m tracedthreading -m pytest``
+starts pytest, which would otherwise warn that its plugin's package cannot be rewritten (no asserts here).
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ for _name in _THREADING_NAMES:
     if _name not in _TRACED and _name not in _FORWARDED and hasattr(_std, _name):
         globals()[_name] = getattr(_std, _name)
 __excepthook__ = getattr(_std, "__excepthook__", None)
+# Deprecated camelCase spellings, kept by the stdlib outside __all__ (3.10-3.13): the stdlib's own, warning as there.
+for _name in ("currentThread", "activeCount"):
+    if hasattr(_std, _name):
+        globals()[_name] = getattr(_std, _name)
 
 _ADDITIONS = [
     "DeadlockReport",

@@ -15,6 +15,7 @@ values from here and answer with verdicts; this module is the one that reads and
 from __future__ import annotations
 
 import _thread
+import weakref
 from time import perf_counter_ns as _clock_ns
 from typing import Any
 
@@ -46,6 +47,12 @@ LockOrderError = _lockorder.LockOrderError
 #: Seconds the C hot path waits on its own before a wait goes through :func:`begin_wait` (the wait-for
 #: graph, the waiting thread's record): most waits end sooner, and cost one call (:func:`short_wait`).
 SHORT_WAIT = 0.001
+
+
+#: Locks whose own contended/held_long/wait_long/self_wait events are not emitted (statistics and lock
+#: order are kept): the traced ``logging._lock``, as emitting while holding it would take handler locks
+#: (structlog routed to stdlib logging) against the order of threads logging through a handler.
+quiet: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 # -- names, first use and caps --------------------------------------------------------------------------
@@ -98,7 +105,7 @@ def past_cap(lock: Any, hold: float, start: float, owner: Any) -> None:
         tid = owner if isinstance(owner, int) else _threads.ident_of(owner)
         _trace.record(_trace.HOLD, lock.trace_name, lock._kind, tid or _get_ident(),
                       int(start * 1e9), int(start * 1e9) + int(hold * 1e9))
-    if hold > _held_long_s:  # reported once released: never log while holding the user's lock
+    if hold > _held_long_s and lock not in quiet:  # reported once released: never log while holding the user's lock
         fields = lock_fields(lock)
         fields.update(hold=hold, stack=_threads.caller_stack(_CONFIG.stack_depth, 2))
         _events.emit(_events.LOCK_HELD_LONG, "warning", fields)
@@ -212,7 +219,7 @@ def begin_wait(
         record.waiting = key
     try:
         if key is not None:
-            if mine:
+            if mine and lock not in quiet:
                 _deadlock.report_self_wait(key, lock.site)
             elif holder_id is not None:
                 _deadlock.check(key, _get_ident(), holder_id)
@@ -234,7 +241,7 @@ def wait_long(lock: Any, wait: Wait) -> float:
     return how much longer to wait (-1: for ever)."""
     now = _clock_ns()
     key = lock._key
-    if key is not None:
+    if key is not None and lock not in quiet:
         _deadlock.report_wait_long(key, (now - wait.start) / 1e9, owner_id(lock))
     if wait.deadline is None:
         return -1
@@ -282,7 +289,7 @@ def _account(lock: Any, start: int, end: int, got: bool, holder_id: int | None, 
     if _trace.active:
         _trace.record(_trace.WAIT, lock.trace_name, lock._kind, _get_ident(), start, end, not got)
     threshold = _CONFIG.contended_threshold
-    if threshold is not None and waited >= threshold * 1e9:
+    if threshold is not None and waited >= threshold * 1e9 and lock not in quiet:
         fields = lock_fields(lock)
         fields.update(wait=waited / 1e9, timed_out=not got, holder=holder_name, holder_id=holder_id)
         _events.emit(_events.LOCK_CONTENDED, "warning", fields)

@@ -17,6 +17,7 @@ registry): ``trace_name``, ``site``, ``_kind``, ``_tt_counters()``, ``_tt_reset(
 
 from __future__ import annotations
 
+import _thread
 import sys
 from typing import Any
 
@@ -120,6 +121,17 @@ def _presented(cls: type, name: str) -> type:
     return cls
 
 
+def _add_aliases(cls: type, stdlib_type: type) -> type:
+    """The stdlib lock's old aliases (``acquire_lock``...), where it has them: the very same methods of ``cls``.
+
+    Set on the class after it is made: the ``with``/``acquire`` hot paths are not touched.
+    """
+    for alias, method in (("acquire_lock", "acquire"), ("release_lock", "release"), ("locked_lock", "locked")):
+        if hasattr(stdlib_type, alias):
+            setattr(cls, alias, getattr(cls, method))
+    return cls
+
+
 class PyLock(_pylock.Lock, _LockAPI):
     """A traced ``threading.Lock``: same behaviour, plus contention, hold-time and lock-order records."""
 
@@ -134,6 +146,8 @@ class PyRLock(_pylock.RLock, _LockAPI):
 
 _presented(PyLock, "Lock")
 _presented(PyRLock, "RLock")
+_add_aliases(PyLock, _thread.LockType)
+_add_aliases(PyRLock, _thread.RLock)
 
 CLock: type | None = None
 CRLock: type | None = None
@@ -154,6 +168,8 @@ if _cext.speedups is not None:
 
     _presented(CLock, "Lock")
     _presented(CRLock, "RLock")
+    _add_aliases(CLock, _thread.LockType)
+    _add_aliases(CRLock, _thread.RLock)
     Lock: type = CLock
     RLock: type = CRLock
 else:

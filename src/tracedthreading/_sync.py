@@ -393,6 +393,15 @@ class Thread(_std.Thread):
         super().join(timeout)
 
 
+def _interval_ns(interval: Any) -> int:
+    """A Timer's interval in nanoseconds, for its schedule; 0 for one with no due time (``Timer(None, f)``
+    waits until cancelled, as ``Event.wait(None)`` does) or an interval only ``Event.wait`` can judge."""
+    try:
+        return max(0, int(interval * 1e9))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 class Timer(_Measured, _std.Timer):
     """A traced ``threading.Timer``: scheduled versus actual start (lateness) and callback duration.
 
@@ -411,7 +420,7 @@ class Timer(_Measured, _std.Timer):
 
     def start(self) -> None:
         """Start the timer thread; the callback is due ``interval`` seconds from now."""
-        self._scheduled = _clock() + int(self.interval * 1e9)
+        self._scheduled = _clock() + _interval_ns(self.interval)
         with _stats.lock:
             self._counts()  # a started timer is listed even if cancelled (threads cost far more)
         super().start()
@@ -424,7 +433,7 @@ class Timer(_Measured, _std.Timer):
             return
         began = _clock()
         if not self._scheduled:  # run() called directly, without start()
-            self._scheduled = called + int(self.interval * 1e9)
+            self._scheduled = called + _interval_ns(self.interval)
         late = max(0, began - self._scheduled)
         try:
             self.function(*self.args, **self.kwargs)
@@ -443,6 +452,6 @@ class Timer(_Measured, _std.Timer):
             if threshold is not None and late >= threshold * 1e9:
                 self._emit(_events.TIMER_LATE, "warning", late=late / 1e9, interval=self.interval,
                            callback=took / 1e9)
-            self.finished.set()
+        self.finished.set()  # not when the callback raised: the stdlib's Timer leaves it unset then
 
     name = _std.Thread.name  # the thread's name; the statistics use trace_name

@@ -27,9 +27,9 @@ objects and for the traced ones (which subclass them). On 3.13, where ``threadin
 ``isinstance(x, threading.Lock)`` is true for raw and traced Locks and false for a traced RLock (as for
 a stdlib RLock); on 3.10-3.12 it raises the same ``TypeError`` as without the patch.
 
-Locks created before :func:`patch` stay raw; so do factories held where a module scan cannot reach
-(class attributes, closures, default arguments): :func:`patch` names those it sees in a
-``patch.missed`` event.
+Locks created before :func:`patch` stay raw, except ``logging``'s module lock, swapped for a traced one
+(see :mod:`tracedthreading._logpatch`); so do factories held where a module scan cannot reach (class
+attributes, closures, default arguments): :func:`patch` names those it sees in a ``patch.missed`` event.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from tracedthreading import _events, _factories, _primitives
+from tracedthreading import _events, _factories, _logpatch, _primitives
 
 __all__ = ["is_patched", "patch", "patched", "unpatch"]
 
@@ -84,14 +84,19 @@ def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwarg
         if site_name is None:
             if len(_site_names) >= _SITE_NAMES_MAX:
                 _site_names.clear()
-            site_name = _site_names[site] = "%s:%d" % site
+            site_name = _site_names[site] = _logpatch.site_name(site[0], frame) or "%s:%d" % site
+        if site_name is _logpatch.HANDLER:  # Handler.createLock: named after the handler
+            site_name = _logpatch.handler_lock_name(frame)
+        elif site_name is _logpatch.MODULE_LOCK:  # logging imported under the patch: its module lock
+            kwargs["name"] = _logpatch.MODULE_LOCK_NAME
+            return _logpatch.quieted(_current[name](*args, **kwargs))
         kwargs["name"] = site_name
     return _current[name](*args, **kwargs)
 
 
-# ``module:line`` names of creation sites, shared: a Future made 50,000 times at one line gets one
+# ``module:line`` names of creation sites (or logging's names, see _logpatch), shared: a Future made 50,000 times at one line gets one
 # string, not 50,000 equal ones (bounded: cleared when full; an entry is only a cache).
-_site_names: dict[tuple[str, int], str] = {}
+_site_names: dict[tuple[str, int], Any] = {}
 _SITE_NAMES_MAX = 4096
 
 
@@ -223,6 +228,7 @@ def patch() -> None:
                 _applied.append((threading, name, original))
             _active = True
         missed = _patch_modules()
+    missed += _logpatch.swap_in(_current["RLock"])  # outside _lock: it may wait (bounded) for logging's lock
     if missed:
         _report_missed(missed)
 
@@ -245,6 +251,7 @@ def unpatch() -> None:
         for module, attribute, proxy in _scan(_PROXY_IDS):
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(module, attribute, _ORIGINAL_OF[id(proxy)])
+    _logpatch.swap_out()
 
 
 @contextlib.contextmanager
@@ -285,16 +292,42 @@ def _scan(wanted: dict[int, Any]) -> Iterator[tuple[types.ModuleType, str, Any]]
                 yield module, attribute, value
 
 
-def _class_holders(module_name: str, module: types.ModuleType, wanted: dict[int, Any]) -> Iterator[str]:
-    """``module.Class.attr`` for classes defined in ``module`` holding a factory (staticmethod or not)."""
-    for class_name, value in list(vars(module).items()):
+def _holds(value: Any, wanted: dict[int, Any]) -> bool:
+    return id(value) in wanted and value is wanted[id(value)]
+
+
+def _function_holders(qualname: str, function: Any, wanted: dict[int, Any]) -> Iterator[str]:
+    """``qualname (default argument)`` / ``qualname (closure)`` when ``function`` keeps a factory there."""
+    defaults = [*(function.__defaults__ or ()), *(function.__kwdefaults__ or {}).values()]
+    if any(_holds(value, wanted) for value in defaults):
+        yield f"{qualname} (default argument)"
+    for cell in function.__closure__ or ():
+        try:
+            content = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if _holds(content, wanted):
+            yield f"{qualname} (closure)"
+            break
+
+
+def _hidden_holders(module_name: str, module: types.ModuleType, wanted: dict[int, Any]) -> Iterator[str]:
+    """Where ``module`` keeps a factory the scan cannot replace: class attributes (``module.Class.attr``),
+    default arguments and closures of its functions and of its classes' methods (named by the module
+    attribute that reaches them: ``module.function (closure)``, ``module.Class.method (default argument)``)."""
+    for name, value in list(vars(module).items()):
+        if isinstance(value, types.FunctionType) and getattr(value, "__module__", None) == module_name:
+            yield from _function_holders(f"{module_name}.{name}", value, wanted)
+            continue
         if not isinstance(value, type) or getattr(value, "__module__", None) != module_name:
             continue
         for attribute, member in list(vars(value).items()):
             if isinstance(member, (staticmethod, classmethod)):
                 member = member.__func__
-            if id(member) in wanted and member is wanted[id(member)]:
-                yield f"{module_name}.{class_name}.{attribute}"
+            if _holds(member, wanted):
+                yield f"{module_name}.{name}.{attribute}"
+            elif isinstance(member, types.FunctionType):
+                yield from _function_holders(f"{module_name}.{name}.{attribute}", member, wanted)
 
 
 def _patch_modules() -> list[str]:
@@ -311,7 +344,7 @@ def _patch_modules() -> list[str]:
     for module_name, module in list(sys.modules.items()):
         if isinstance(module, types.ModuleType) and not _skipped(module_name):
             with contextlib.suppress(Exception):  # a module whose vars() misbehave is just not scanned
-                missed.extend(_class_holders(module_name, module, wanted))
+                missed.extend(_hidden_holders(module_name, module, wanted))
     return sorted(set(missed))
 
 

@@ -1,7 +1,8 @@
 """The pytest plugin (``pytest11`` entry point ``tracedthreading``): lock-order inversions fail the test.
 
 Off unless enabled: ``--tracedthreading``, ini ``tracedthreading = true`` or ``TRACEDTHREADING_PYTEST=1``
-(command line > environment > ini > default). When on, ``threading`` is patched for the session, each
+(command line > environment > ini > default). When on, ``threading`` is patched for the session (before
+the top-level conftest.py files load: ``pytest_load_initial_conftests``), each
 test runs with ``_lockorder.context``/``_deadlock.context`` set to its node id, and a test during which
 a new inversion or deadlock appears fails with the report, naming the test(s) that took the other order.
 ``@pytest.mark.allow_lock_inversion`` exempts a test. The ``tracedthreading_snapshot`` fixture works
@@ -94,14 +95,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(ini, f"{text} (default {default})", default="")
 
 
-def _resolve(config: pytest.Config) -> _Settings:
+def _resolve(config: pytest.Config, *, early: bool = False) -> _Settings:
     """Each setting from the command line, else the environment, else the ini file, else its default.
 
-    A bad value raises ``pytest.UsageError`` naming where it came from.
+    ``early``: before the command line is fully parsed (``pytest_load_initial_conftests``), where only
+    the options known so far can be read. A bad value raises ``pytest.UsageError`` naming where it came from.
     """
     values: dict[str, Any] = {}
     for name, (option, ini, env, parse, default, _text) in _SETTINGS.items():
-        cli_value = config.getoption(ini)
+        if early:
+            cli_value = getattr(config.known_args_namespace, ini, None)
+        else:
+            cli_value = config.getoption(ini)
         ini_value = config.getini(ini)
         if cli_value is not None:
             source, raw = f"command-line option {option if name != 'enabled' else '--[no-]tracedthreading'}", cli_value
@@ -120,13 +125,9 @@ def _resolve(config: pytest.Config) -> _Settings:
     return _Settings(**values)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker; when enabled, patch ``threading`` for the session (undone at cleanup)."""
-    config.addinivalue_line("markers", _MARKER)
-    settings = _resolve(config)
-    if not settings.enabled:
-        return  # a bad TRACEDTHREADING_* variable matters only to runs that enable the plugin
-    if _config.env_error is not None:
+def _start(config: pytest.Config, settings: _Settings) -> None:
+    """Patch ``threading`` for the session (undone at cleanup) and keep the state in ``config.stash``."""
+    if _config.env_error is not None:  # a bad TRACEDTHREADING_* variable matters only to runs that enable it
         raise pytest.UsageError(f"tracedthreading: {_config.env_error}")
     state = _State(settings)
     config.stash[_STATE] = state
@@ -134,6 +135,29 @@ def pytest_configure(config: pytest.Config) -> None:
     state.undo = patching.patched()
     state.undo.__enter__()
     config.add_cleanup(lambda: state.undo.__exit__(None, None, None))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """When enabled, patch before the top-level conftest.py files (and all they import) are loaded.
+
+    Module-level locks of the code under test, made when a conftest imports it, are then traced.
+    """
+    settings = _resolve(early_config, early=True)
+    if settings.enabled and _state(early_config) is None:
+        _start(early_config, settings)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker; when enabled and not patched yet (a plugin loaded late), patch now."""
+    config.addinivalue_line("markers", _MARKER)
+    settings = _resolve(config)
+    state = _state(config)
+    if state is not None:
+        state.settings = settings  # the fully parsed command line: same values, now authoritative
+        return
+    if settings.enabled:
+        _start(config, settings)
 
 
 def _state(config: pytest.Config) -> _State | None:
