@@ -55,7 +55,7 @@ PATCH_MISSED = "patch.missed"
 SUMMARY = "tracedthreading.summary"
 
 #: Every event name with its level and the fields it carries beyond the common ones
-#: (``event``, ``level``, ``lock``, ``kind``, ``thread``, ``thread_id``). Rendered into the README.
+#: (``event``, ``level``, ``lock``, ``kind``, ``thread``, ``thread_id``). Rendered into the docs (docs/events.rst).
 SCHEMA: dict[str, tuple[str, str, tuple[str, ...]]] = {
     LOCK_CONTENDED: ("warning", "a wait for a Lock/RLock/Condition's lock reached contended_threshold",
                      ("wait", "timed_out", "holder", "holder_id")),
