@@ -283,3 +283,20 @@ def test_forked_child_of_the_target_skips_the_runners_exit_steps(tmp_path: Path,
     recorded = json.loads(trace.read_text())
     records = recorded["traceEvents"] if isinstance(recorded, dict) else recorded
     assert {str(e["pid"]) for e in records} == {pids["parent"]}
+
+
+def test_summary_shows_the_other_names_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRACEDTHREADING_MAX_DEAD_NAMES=2 and 10 short-lived named locks: --summary lists 2 by name and
+    "(8 other names)"; the summary event in the log carries folded_names."""
+    script = tmp_path / "names.py"
+    script.write_text("import threading\nfor i in range(10):\n    with threading.Lock(name=f'conn-{i}'):\n"
+                      "        pass\n")
+    monkeypatch.setenv("TRACEDTHREADING_MAX_DEAD_NAMES", "2")
+    proc = tt("--summary", "--log-file", str(tmp_path / "log.jsonl"), str(script), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "(8 other names)" in proc.stderr
+    assert "conn-0" in proc.stderr and "conn-1" in proc.stderr and "conn-5" not in proc.stderr
+    [summary] = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()
+                 if json.loads(line)["event"] == _events.SUMMARY]
+    assert [(row["name"], row["folded_names"]) for row in summary["locks"] if row["folded_names"]] == [
+        ("(other names)", 8)]

@@ -505,3 +505,22 @@ def test_report_counts_other_event_names_bounded(tmp_path: Path, capsys: pytest.
     assert counts[_report.OTHER_NAMES] == 2000
     assert counts["lock.contended"] == 1
     assert sum(counts.values()) == 3001
+
+
+def test_other_names_row_shows_how_many_names_it_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "(other names)" row keeps its count of names through the summary event, and every report
+    format shows it in the name column."""
+    other = LockStats(name=_stats.OTHER_NAMES, kind="lock", instances=990_000, acquisitions=990_000,
+                      folded_names=990_000)
+    named = LockStats(name="conn-1", kind="lock", instances=1, acquisitions=1)
+    log = tmp_path / "run.jsonl"
+    summary = {"event": "tracedthreading.summary", "level": "info", "locks": [other.as_dict(), named.as_dict()]}
+    log.write_text(json.dumps(summary) + "\n")
+    data = _report.read_log(str(log))
+    assert data.snapshot.lock(_stats.OTHER_NAMES).folded_names == 990_000
+    assert data.snapshot.lock("conn-1").folded_names == 0
+    for fmt in ("text", "markdown", "json"):
+        assert _report.main([str(log), "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "(990,000 other names)" in out, fmt
+    assert str(other).startswith("(990,000 other names) (lock)")

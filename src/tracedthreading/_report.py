@@ -72,7 +72,7 @@ def _quantile(hist: Sequence[int], fraction: float, fallback: float, ceiling: fl
 def lock_row(stats: LockStats) -> dict[str, Any]:
     """One table row as numbers (seconds): what every format of :func:`format_lock_table` shows."""
     return {
-        "name": stats.name,
+        "name": stats.label,
         "kind": stats.kind,
         "acq": stats.acquisitions,
         "contended": stats.contentions,
