@@ -247,13 +247,12 @@ def _fold_lock(record: tuple[Any, ...], live_sync: Any) -> None:
     if folded is None:
         ns_ident = (name, None, 0, kind) if module is None else (None, module, line, kind)
         folded = _new_row(ident, ns_ident, live_sync)
+        ident = (folded.name, kind)  # the "(other names)" row's, when the name folded there
     if rare is not None:
         folded.add(rare)
     folded.acquisitions += completed + held
     folded.reentries += reentries
     folded.hold_total += int(hold_total)
-    if folded.name == OTHER_NAMES and ident[0] != OTHER_NAMES:
-        ident = (OTHER_NAMES, kind)
     _instances[ident] = _instances.get(ident, 0) + 1
 
 
@@ -364,25 +363,22 @@ def _drain_locked(*, sweep: bool = False) -> None:
     global _since_sweep
     live_sync = _live_sync_names()
     _since_sweep += len(_dead_locks) + len(_dead)
-    # In the order they died (the first names keep their rows); a primitive dying meanwhile (a
-    # finalizer run by the collector) appends to the queue and is folded in this same loop.
-    done = 0
-    while done < len(_dead_locks):
-        _fold_lock(_dead_locks[done], live_sync)
-        done += 1
-    del _dead_locks[:done]
-    done = 0
-    while done < len(_dead):
-        counters = _dead[done]
-        done += 1
+    # In the order they died (the first names keep their rows). Taken off the queue first: a primitive
+    # dying meanwhile (a finalizer run by the collector) queues for the next drain.
+    batch = _dead_locks[:]
+    del _dead_locks[: len(batch)]
+    for record in batch:
+        _fold_lock(record, live_sync)
+    batch = _dead[:]
+    del _dead[: len(batch)]
+    for counters in batch:
         ident = (counters.name, counters.kind)
         folded = _folded.get(ident)
         if folded is None:
             folded = _new_row(ident, None, live_sync)
+            ident = (folded.name, counters.kind)
         folded.add(counters)
-        key = ident if folded.name != OTHER_NAMES or ident[0] == OTHER_NAMES else (OTHER_NAMES, ident[1])
-        _instances[key] = _instances.get(key, 0) + 1
-    del _dead[:done]
+        _instances[ident] = _instances.get(ident, 0) + 1
     # Rows kept past the bound are looked through again once as many primitives died as there are:
     # a constant cost per death however many names are alive.
     if _over and (sweep or _since_sweep >= len(_over)):
