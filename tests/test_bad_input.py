@@ -141,6 +141,10 @@ def test_non_string_name_is_a_type_error_naming_the_type(factory: str, name: Any
         ({"stack_depth": 10**30}, ValueError, "stack_depth must be an integer >= 1 and <= "),
         ({"trace_buffer": float("inf")}, ValueError, "trace_buffer must be an integer >= 1, got inf"),
         ({"trace_buffer": 2**64}, ValueError, "trace_buffer must be an integer >= 1 and <= "),
+        ({"max_dead_names": -1}, ValueError, "max_dead_names must be an integer >= 0, got -1"),
+        ({"max_dead_names": "many"}, ValueError, "max_dead_names must be an integer >= 0, got 'many'"),
+        ({"max_dead_names": float("inf")}, ValueError, "max_dead_names must be an integer >= 0, got inf"),
+        ({"max_dead_names": True}, ValueError, "max_dead_names must be an integer >= 0, got True"),
         ({"contended_threshold": 10**400}, ValueError, "contended_threshold must be a number of seconds, got 1000"),
         ({"trace": "/nonexistent/x.json"}, ValueError, "trace: cannot write '/nonexistent/x.json': no directory"),
     ],
@@ -182,6 +186,7 @@ def test_configure_takes_no_positional_arguments() -> None:
         ("TRACEDTHREADING_CONTENDED_THRESHOLD", "abc", "TRACEDTHREADING_CONTENDED_THRESHOLD must be a number"),
         ("TRACEDTHREADING_ENABLED", "maybe", "TRACEDTHREADING_ENABLED must be a boolean"),
         ("TRACEDTHREADING_STACK_DEPTH", "0", "TRACEDTHREADING_STACK_DEPTH must be an integer >= 1"),
+        ("TRACEDTHREADING_MAX_DEAD_NAMES", "-5", "TRACEDTHREADING_MAX_DEAD_NAMES must be an integer >= 0"),
     ],
 )
 def test_bad_environment_variable_fails_the_import_naming_the_variable(variable: str, value: str, message: str) -> None:

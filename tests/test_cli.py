@@ -245,3 +245,58 @@ def test_summary_notes_the_pure_path_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.rstrip().splitlines()[-1] == (
         "tracedthreading: lock hot path: pure Python (TRACEDTHREADING_PURE_PYTHON is set)")
+
+
+FORKING = """
+import os, sys, threading, time
+lock = threading.Lock()
+with lock:
+    pass
+parent = os.getpid()
+if os.fork() == 0:  # the child outlives the parent (its trace and summary done), then ends normally
+    deadline = time.monotonic() + 20
+    while os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    print("child", os.getpid(), flush=True)
+    {end}
+else:
+    print("parent", os.getpid(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["falls off the end", "sys.exit"])
+def test_forked_child_of_the_target_skips_the_runners_exit_steps(tmp_path: Path, how: str) -> None:
+    """A target that forks: the child ending normally prints no second summary, logs no second summary
+    event into the shared log and leaves the parent's trace file alone."""
+    script = tmp_path / "forks.py"
+    end = "sys.exit(0)" if how == "sys.exit" else "pass"
+    script.write_text(FORKING.replace("{end}", end))
+    log, trace = tmp_path / "log.jsonl", tmp_path / "trace.json"
+    proc = tt("--summary", "--log-file", str(log), "--trace-file", str(trace), str(script), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    pids = dict(line.split() for line in proc.stdout.split("\n") if line)
+    assert set(pids) == {"parent", "child"}, proc.stdout
+    assert proc.stderr.count("top 10 contended locks") == 1, proc.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["event"] for e in events].count(_events.SUMMARY) == 1
+    recorded = json.loads(trace.read_text())
+    records = recorded["traceEvents"] if isinstance(recorded, dict) else recorded
+    assert {str(e["pid"]) for e in records} == {pids["parent"]}
+
+
+def test_summary_shows_the_other_names_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRACEDTHREADING_MAX_DEAD_NAMES=2 and 10 short-lived named locks: --summary lists 2 by name and
+    "(8 other names)"; the summary event in the log carries folded_names."""
+    script = tmp_path / "names.py"
+    script.write_text("import threading\nfor i in range(10):\n    with threading.Lock(name=f'conn-{i}'):\n"
+                      "        pass\n")
+    monkeypatch.setenv("TRACEDTHREADING_MAX_DEAD_NAMES", "2")
+    proc = tt("--summary", "--log-file", str(tmp_path / "log.jsonl"), str(script), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "(8 other names)" in proc.stderr
+    assert "conn-0" in proc.stderr and "conn-1" in proc.stderr and "conn-5" not in proc.stderr
+    [summary] = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()
+                 if json.loads(line)["event"] == _events.SUMMARY]
+    assert [(row["name"], row["folded_names"]) for row in summary["locks"] if row["folded_names"]] == [
+        ("(other names)", 8)]

@@ -16,6 +16,7 @@ from tracedthreading import _config
     ("contended_threshold", -1), ("contended_threshold", "abc"), ("held_long_threshold", float("nan")),
     ("wait_long_threshold", True), ("stack_depth", 0), ("stack_depth", 2.5), ("enabled", "maybe"),
     ("on_inversion", "explode"), ("suppressions", "a-string"), ("suppressions", [7]), ("trace_buffer", -3),
+    ("max_dead_names", -1), ("max_dead_names", 2.5),
 ])
 def test_bad_values_name_setting_and_value(name: str, value: object) -> None:
     """Each bad value raises ValueError naming the setting and echoing the value; nothing is applied."""
@@ -45,6 +46,8 @@ def test_load_env_applies_and_validates() -> None:
     assert applied == {"contended_threshold": 0.5, "order": False}
     with pytest.raises(ValueError, match="TRACEDTHREADING_STACK_DEPTH"):
         _config.load_env({"TRACEDTHREADING_STACK_DEPTH": "-2"})
+    assert _config.load_env({"TRACEDTHREADING_MAX_DEAD_NAMES": "250"}) == {"max_dead_names": 250}
+    assert _config.CONFIG.max_dead_names == 250
 
 
 def test_bad_environment_fails_at_import() -> None:

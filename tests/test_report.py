@@ -456,3 +456,71 @@ def test_graph_spaces_ranks_and_nodes_for_edge_labels() -> None:
     [graph] = [line for line in dot.splitlines() if line.strip().startswith("graph [")]
     settings = dict(re.findall(r"(\w+)=([\d.]+)", graph))
     assert float(settings["nodesep"]) >= 0.8 and float(settings["ranksep"]) >= 0.7
+
+
+def _contended_line(number: int) -> str:
+    return json.dumps({"lock": f"pool:{number % 50}", "kind": "lock", "thread": f"worker-{number % 8}",
+                       "thread_id": 1000 + number % 8, "wait": 0.01, "timed_out": False, "holder": "main",
+                       "holder_id": 1, "stack": [f"/srv/app/module.py:{number} in handler"] * 4,
+                       "event": "lock.contended", "level": "warning", "timestamp": "2025-01-01T00:00:00Z"})
+
+
+@pytest.mark.parametrize("with_summary", [True, False], ids=["summary-last", "no-summary"])
+def test_report_streams_the_log_keeping_nothing_per_event(tmp_path: Path, with_summary: bool) -> None:
+    """6,000 events of 50 locks (~2.5 MB): reading keeps the per-lock figures, not the events (it held
+    every threshold event, and every summary, until the end of the file)."""
+    import tracemalloc
+
+    log = tmp_path / "big.jsonl"
+    lines = [_contended_line(number) for number in range(6000)]
+    if with_summary:
+        stats = [LockStats(name=f"pool:{n}", kind="lock", acquisitions=1).as_dict() for n in range(50)]
+        lines.append(json.dumps({"event": "tracedthreading.summary", "level": "info", "locks": stats}))
+    log.write_text("\n".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        data = _report.read_log(str(log))
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, f"read_log peaked at {peak / 1e6:.1f} MB for a {log.stat().st_size / 1e6:.1f} MB log"
+    assert data.counts["lock.contended"] == 6000
+    if with_summary:
+        assert data.summary_line == 6001 and len(data.snapshot.locks) == 50
+    else:
+        rows = _report._findings(data).threshold_rows
+        assert len(rows) == 50 and sum(row["waits"] for row in rows) == 6000
+
+
+def test_report_counts_other_event_names_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An application that puts values in its event names: the first 1,000 such names are counted one
+    by one, the rest together, so the count does not grow per event."""
+    log = tmp_path / "app.jsonl"
+    lines = [json.dumps({"event": f"served request {n}", "level": "info"}) for n in range(3000)]
+    lines.append(_contended_line(1))
+    log.write_text("\n".join(lines) + "\n")
+    assert _report.main([str(log), "--format", "json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["event_counts"]
+    assert len(counts) == 1000 + 2
+    assert counts[_report.OTHER_NAMES] == 2000
+    assert counts["lock.contended"] == 1
+    assert sum(counts.values()) == 3001
+
+
+def test_other_names_row_shows_how_many_names_it_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The "(other names)" row keeps its count of names through the summary event, and every report
+    format shows it in the name column."""
+    other = LockStats(name=_stats.OTHER_NAMES, kind="lock", instances=990_000, acquisitions=990_000,
+                      folded_names=990_000)
+    named = LockStats(name="conn-1", kind="lock", instances=1, acquisitions=1)
+    log = tmp_path / "run.jsonl"
+    summary = {"event": "tracedthreading.summary", "level": "info", "locks": [other.as_dict(), named.as_dict()]}
+    log.write_text(json.dumps(summary) + "\n")
+    data = _report.read_log(str(log))
+    assert data.snapshot.lock(_stats.OTHER_NAMES).folded_names == 990_000
+    assert data.snapshot.lock("conn-1").folded_names == 0
+    for fmt in ("text", "markdown", "json"):
+        assert _report.main([str(log), "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "(990,000 other names)" in out, fmt
+    assert str(other).startswith("(990,000 other names) (lock)")

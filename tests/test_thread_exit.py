@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import _thread
+import subprocess
+import sys
+import textwrap
 import threading as std
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 import tracedthreading
+from tracedthreading import _threads
 from tracedthreading.testing import capture_events, events_named
 
 
@@ -42,3 +52,59 @@ def test_thread_ending_clean_reports_nothing() -> None:
         thread.start()
         thread.join(5)
     assert events_named(events, "thread.died_holding") == []
+
+
+def _as_finalization_leaves_it(function: Any, **kept: Any) -> Any:
+    """``function`` as interpreter finalization leaves it: every module global None but ``kept`` (cleared
+    in a later pass), builtins emptied."""
+    module = sys.modules[function.__module__]
+    cleared = {name: None for name in vars(module)}
+    cleared.update(kept)
+    cleared["__builtins__"] = {}
+    return types.FunctionType(function.__code__, cleared, function.__name__, function.__defaults__,
+                              function.__closure__)
+
+
+@pytest.mark.parametrize("same_thread", [True, False], ids=["the-finalizing-thread", "a-daemon-thread"])
+def test_exit_watch_is_silent_in_the_state_finalization_leaves(same_thread: bool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """_ExitWatch.__del__ run during finalization (globals None, builtins gone: the main thread's watch, or
+    a daemon's cleared from the main thread) neither raises nor reports: finalizing is not dying."""
+    reported = []
+    stack = [7]  # holds a (made-up) key: a thread stopped at exit while holding a lock
+    ident = _thread.get_ident() if same_thread else -1
+    record = _threads.Held(ident, stack)
+    watch = _threads._ExitWatch(record)
+    monkeypatch.setattr(sys, "is_finalizing", lambda: True)
+    finalizing_del = _as_finalization_leaves_it(_threads._ExitWatch.__del__,
+                                                on_died_holding=lambda *args: reported.append(args))
+    finalizing_del(watch)  # raised NameError (no Exception to match) before
+    assert reported == []
+
+
+def test_daemon_thread_blocked_on_a_traced_lock_at_exit_prints_nothing(tmp_path: Path) -> None:
+    """Under the runner (--summary, -X dev), a daemon thread blocked on a Lock the main thread holds at
+    exit, itself holding an RLock: the exit prints no 'Exception ignored' (the summary, and nothing else)."""
+    script = tmp_path / "blocked.py"
+    script.write_text(textwrap.dedent("""
+        import threading, time
+        lock = threading.Lock()
+        lock.acquire()
+        other = threading.RLock()
+        def worker():
+            with other:
+                with lock:
+                    pass
+        for _ in range(2):
+            threading.Thread(target=worker, daemon=True).start()
+        time.sleep(0.2)
+        print("main done")
+    """))
+    proc = subprocess.run([sys.executable, "-X", "dev", "-m", "tracedthreading", "--summary",
+                           "--log-file", str(tmp_path / "log.jsonl"), str(script)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "main done\n"
+    assert "Exception ignored" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "no lock-order inversions" in proc.stderr

@@ -180,6 +180,7 @@ class _Run:
         self.trace: Any = None
         self.namespace: dict[str, Any] | None = None  # the target's globals, alive until the summary
         self.origin: str | None = None  # the -m module's file, when found before the run
+        self.pid = os.getpid()  # a child the target forks runs on from here: the exit steps are ours
 
     def run(self) -> int:
         self._check_target()
@@ -196,6 +197,10 @@ class _Run:
             _wait_for_threads()
         finally:
             patching.unpatch()
+        if os.getpid() != self.pid:
+            # A child of os.fork() in the target, ending normally: the summary, its event in the shared
+            # log and the trace file are the runner's (the parent's), not written twice.
+            return code
         failed = self._finish()
         if failed and self.options.fail_on_inversion and code == 0:
             return EXIT_INVERSION

@@ -22,7 +22,7 @@ def snapshot() -> Snapshot:
     """Take a :class:`Snapshot` of every primitive's statistics, the inversions and the deadlocks so far."""
     merged = _stats.collect()
     locks = tuple(
-        LockStats.from_counters(counters, instances)
-        for (_name, _kind), (counters, instances) in sorted(merged.items())
+        LockStats.from_counters(counters, instances, _stats.folded_names(kind) if name == _stats.OTHER_NAMES else 0)
+        for (name, kind), (counters, instances) in sorted(merged.items())
     )
     return Snapshot(locks=locks, inversions=_lockorder.inversions(), deadlocks=_deadlock.deadlocks())

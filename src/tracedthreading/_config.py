@@ -129,6 +129,7 @@ class Config:
         "enabled",
         "held_long_threshold",
         "lock_class",
+        "max_dead_names",
         "on_inversion",
         "order",
         "order_semaphores",
@@ -168,6 +169,9 @@ class Config:
         self.trace: str | None = None
         #: maximum events kept by the timeline trace ring buffer.
         self.trace_buffer: int = 100_000
+        #: names whose primitives are all dead kept as rows of their own; the next ones fold into one
+        #: "(other names)" row per kind, which counts them (memory bounded with a name per object).
+        self.max_dead_names: int = 10_000
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (for reports and tests)."""
@@ -188,6 +192,7 @@ _VALIDATORS = {
     "on_inversion": lambda n, v: _choice(n, v, _ON_INVERSION),
     "suppressions": _suppressions,
     "trace_buffer": lambda n, v: _count(n, v, minimum=1),
+    "max_dead_names": lambda n, v: _count(n, v, minimum=0),
     "trace": _trace_path,
 }
 

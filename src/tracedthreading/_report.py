@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -71,7 +72,7 @@ def _quantile(hist: Sequence[int], fraction: float, fallback: float, ceiling: fl
 def lock_row(stats: LockStats) -> dict[str, Any]:
     """One table row as numbers (seconds): what every format of :func:`format_lock_table` shows."""
     return {
-        "name": stats.name,
+        "name": stats.label,
         "kind": stats.kind,
         "acq": stats.acquisitions,
         "contended": stats.contentions,
@@ -147,18 +148,61 @@ def _align(text: str, width: int, column: int) -> str:
 # -- reading the event log ------------------------------------------------------------------------------
 
 
+class _Fallback:
+    """The figures of a log without a summary, from its individual events, gathered as they are read
+    (bounded by the primitives and cycles named, not by the events: a log may be gigabytes)."""
+
+    def __init__(self) -> None:
+        self.inversions: dict[tuple[str, ...], Inversion] = {}
+        self.deadlocks: list[DeadlockReport] = []
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one event already checked by :func:`_check_record`."""
+        name = record["event"]
+        if name == _events.LOCK_ORDER_INVERSION:
+            inversion = inversion_from_dict({
+                "locks": record["cycle"], "edges": record["edges"], "hint": record.get("hint", ""),
+                "timed": record.get("timed", False), "context": record.get("context", ""),
+            })
+            self.inversions.setdefault(inversion.locks, inversion)
+            return
+        if name == _events.DEADLOCK_DETECTED:
+            self.deadlocks.extend(Snapshot.from_dict({"locks": [], "deadlocks": [record]}).deadlocks)
+            return
+        key = (record["lock"], str(record.get("kind", "?")))
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = {"name": key[0], "kind": key[1], "waits": 0, "wait total": 0.0,
+                                    "wait max": 0.0, "timeouts": 0, "long holds": 0, "hold max": 0.0}
+        if name == _events.LOCK_HELD_LONG:
+            row["long holds"] += 1
+            row["hold max"] = max(row["hold max"], float(record.get("hold", 0.0)))
+        elif name != _events.LOCK_WAIT_LONG:  # a wait_long is followed by its contended event
+            wait = float(record.get("wait", 0.0))
+            row["waits"] += 1
+            row["wait total"] += wait
+            row["wait max"] = max(row["wait max"], wait)
+            if record.get("timed_out") or name in (_events.CONDITION_TIMEOUT, _events.EVENT_TIMEOUT):
+                row["timeouts"] += 1
+
+
 @dataclass
 class LogData:
-    """What :func:`read_log` found in an event log."""
+    """What :func:`read_log` found in an event log (read as a stream: nothing kept per event)."""
 
     path: str
     events: int = 0  #: lines that were event objects
-    counts: Counter[str] = field(default_factory=Counter)  #: event name -> occurrences (summary excluded)
+    #: event name -> occurrences (summary excluded); names not tracedthreading's past the first
+    #: 1,000 are counted together under :data:`OTHER_NAMES`
+    counts: Counter[str] = field(default_factory=Counter)
     snapshot: Snapshot | None = None  #: from the last valid summary event
     summary_line: int | None = None
     order_edges: list[OrderEdge] = field(default_factory=list)  #: the summary's ``order_edges``, if any
     skipped: list[tuple[int, str]] = field(default_factory=list)  #: (line, reason) of bad lines (--lenient)
-    records: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  #: anomaly events, for fallback
+    fallback: _Fallback = field(default_factory=_Fallback)  #: figures from the individual events
+    #: (line, reason) of individual events of the wrong shape: bad lines only if there is no summary
+    fallback_bad: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def from_events(self) -> bool:
@@ -170,10 +214,15 @@ _FALLBACK_EVENTS = {
     _events.LOCK_CONTENDED, _events.SEMAPHORE_CONTENDED, _events.LOCK_HELD_LONG, _events.CONDITION_TIMEOUT,
     _events.EVENT_TIMEOUT, _events.LOCK_ORDER_INVERSION, _events.DEADLOCK_DETECTED, _events.LOCK_WAIT_LONG,
 }
+_OTHER_NAMES_MAX = 1000
+#: Where events of names not tracedthreading's are counted past the first 1,000 such names (an
+#: application that puts values in its event names would otherwise grow the count per event).
+OTHER_NAMES = "(other event names)"
 
 
 def read_log(path: str, *, lenient: bool = False) -> LogData:
-    """Parse a JSON-lines event log; ``ReportError`` names the file and line of the first bad line.
+    """Parse a JSON-lines event log line by line; ``ReportError`` names the file and line of the first
+    bad line. Memory is bounded by the summary and the primitives named, not by the log's length.
 
     With ``lenient`` bad lines (and malformed summaries) are skipped and listed in ``LogData.skipped``.
     """
@@ -192,8 +241,8 @@ def read_log(path: str, *, lenient: bool = False) -> LogData:
         raise ReportError(f"{path}: is a directory, not an event log") from None
     except OSError as exc:
         raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    summaries: list[tuple[int, dict[str, Any]]] = []
     lines = 0
+    counts = data.counts
     with stream:
         try:
             for number, raw in enumerate(stream, 1):
@@ -206,11 +255,24 @@ def read_log(path: str, *, lenient: bool = False) -> LogData:
                 data.events += 1
                 name = record["event"]
                 if name == _events.SUMMARY:
-                    summaries.append((number, record))
+                    try:
+                        data.snapshot, data.order_edges = _summary(record)
+                    except ReportError as exc:
+                        bad(number, f"malformed {_events.SUMMARY} event: {exc}")
+                        continue
+                    data.summary_line = number
                     continue
-                data.counts[name] += 1
+                if name in counts or name in _events.SCHEMA or len(counts) < _OTHER_NAMES_MAX:
+                    counts[name] += 1
+                else:
+                    counts[OTHER_NAMES] += 1
                 if name in _FALLBACK_EVENTS:
-                    data.records.append((number, record))
+                    try:
+                        _check_record(record)
+                    except ReportError as exc:
+                        data.fallback_bad.append((number, str(exc)))
+                        continue
+                    data.fallback.add(record)
         except OSError as exc:
             raise ReportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if lines == 0:
@@ -218,16 +280,14 @@ def read_log(path: str, *, lenient: bool = False) -> LogData:
     if data.events == 0:
         why = f"all {len(data.skipped)} non-blank lines are malformed" if data.skipped else "only blank lines"
         raise ReportError(f"{path}: no events to report ({why})")
-    for number, record in summaries:
-        try:
-            snap, edges = _summary(record)
-        except ReportError as exc:
-            bad(number, f"malformed {_events.SUMMARY} event: {exc}")
-            continue
-        data.snapshot, data.order_edges, data.summary_line = snap, edges, number
     if data.snapshot is None:
-        _check_records(data, bad)
+        for number, reason in data.fallback_bad:
+            bad(number, reason)
+        data.skipped.sort()
     return data
+
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # control bytes no JSON text line holds raw
 
 
 def _parse_line(raw: bytes, number: int, bad: Any) -> dict[str, Any] | None:
@@ -236,7 +296,7 @@ def _parse_line(raw: bytes, number: int, bad: Any) -> dict[str, Any] | None:
     except UnicodeDecodeError:
         bad(number, "not UTF-8 text (is this a binary file?)")
         return None
-    if any(ord(char) < 32 and char not in "\t\r\n" for char in text):
+    if _CONTROL.search(raw) is not None:
         bad(number, "binary data, not a JSON event (is this an event log?)")
         return None
     try:
@@ -360,26 +420,18 @@ def _order_edge(item: dict[str, Any]) -> OrderEdge:
     )
 
 
-def _check_records(data: LogData, bad: Any) -> None:
-    """Without a summary the individual events are used: drop (or reject) those of the wrong shape."""
-    kept = []
-    for number, record in data.records:
-        try:
-            name = record["event"]
-            if name == _events.LOCK_ORDER_INVERSION:
-                _check_inversion(record, name, cycle_key="cycle")
-            elif name == _events.DEADLOCK_DETECTED:
-                _check_deadlock(record, name)
-            else:
-                _need(record.get("lock"), str, f"{name}.lock")
-                for key in ("wait", "hold"):
-                    if key in record:
-                        _need(record[key], (int, float), f"{name}.{key}")
-        except ReportError as exc:
-            bad(number, str(exc))
-            continue
-        kept.append((number, record))
-    data.records = kept
+def _check_record(record: dict[str, Any]) -> None:
+    """Without a summary the individual events are used: ``ReportError`` for one of the wrong shape."""
+    name = record["event"]
+    if name == _events.LOCK_ORDER_INVERSION:
+        _check_inversion(record, name, cycle_key="cycle")
+    elif name == _events.DEADLOCK_DETECTED:
+        _check_deadlock(record, name)
+    else:
+        _need(record.get("lock"), str, f"{name}.lock")
+        for key in ("wait", "hold"):
+            if key in record:
+                _need(record[key], (int, float), f"{name}.{key}")
 
 
 # -- what the report shows ------------------------------------------------------------------------------
@@ -397,36 +449,9 @@ def _findings(data: LogData) -> _Findings:
     if data.snapshot is not None:
         snap = data.snapshot
         return _Findings(list(snap.locks), list(snap.inversions), list(snap.deadlocks), [])
-    inversions: dict[tuple[str, ...], Inversion] = {}
-    deadlocks: list[DeadlockReport] = []
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for _number, record in data.records:
-        name = record["event"]
-        if name == _events.LOCK_ORDER_INVERSION:
-            inversion = inversion_from_dict({
-                "locks": record["cycle"], "edges": record["edges"], "hint": record.get("hint", ""),
-                "timed": record.get("timed", False), "context": record.get("context", ""),
-            })
-            inversions.setdefault(inversion.locks, inversion)
-            continue
-        if name == _events.DEADLOCK_DETECTED:
-            deadlocks.extend(Snapshot.from_dict({"locks": [], "deadlocks": [record]}).deadlocks)
-            continue
-        key = (record["lock"], str(record.get("kind", "?")))
-        row = rows.setdefault(key, {"name": key[0], "kind": key[1], "waits": 0, "wait total": 0.0,
-                                    "wait max": 0.0, "timeouts": 0, "long holds": 0, "hold max": 0.0})
-        if name == _events.LOCK_HELD_LONG:
-            row["long holds"] += 1
-            row["hold max"] = max(row["hold max"], float(record.get("hold", 0.0)))
-        elif name != _events.LOCK_WAIT_LONG:  # a wait_long is followed by its contended event
-            wait = float(record.get("wait", 0.0))
-            row["waits"] += 1
-            row["wait total"] += wait
-            row["wait max"] = max(row["wait max"], wait)
-            if record.get("timed_out") or name in (_events.CONDITION_TIMEOUT, _events.EVENT_TIMEOUT):
-                row["timeouts"] += 1
-    ordered = sorted(rows.values(), key=lambda r: (r["wait total"], r["hold max"]), reverse=True)
-    return _Findings([], list(inversions.values()), deadlocks, ordered)
+    found = data.fallback
+    ordered = sorted(found.rows.values(), key=lambda r: (r["wait total"], r["hold max"]), reverse=True)
+    return _Findings([], list(found.inversions.values()), list(found.deadlocks), ordered)
 
 
 def _threshold_table(rows: list[dict[str, Any]], fmt: str) -> str:

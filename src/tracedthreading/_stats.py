@@ -9,7 +9,12 @@ snapshot; they are not all kept that way before: a pure-Python Lock/RLock adds u
 seconds, and :class:`NameStats` keeps a name's hold maximum in float seconds (on both hot paths), each
 converted to integer nanoseconds when counters are collected or folded. A primitive that dies hands its counters to :func:`retire` or :func:`retire_lock`, which
 queue them; :func:`drain` folds the queue into per-name aggregates, so memory is bounded by the number
-of names, not of instances ever created.
+of names, not of instances ever created. And the names are bounded too: past ``max_dead_names`` rows,
+a name none of whose primitives is alive any more folds into one :data:`OTHER_NAMES` row per kind
+(which counts the names folded), its per-name record dropped. A name with a live primitive is never
+folded: for Lock/RLock, one of its locks holds a reference to its :class:`NameStats` (a reference
+count above the registry's own says so, at no cost to the locks); for the other primitives, a live
+registry entry carries the name.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ from __future__ import annotations
 import _thread
 import itertools
 import os
+import sys
 import weakref
 from operator import add as _add
 from typing import Any
 
+from tracedthreading import _config
 from tracedthreading._cext import speedups as _speedups
 
 __all__ = [
     "HIST_BUCKETS",
+    "OTHER_NAMES",
     "Counters",
     "NameStats",
     "drain",
@@ -58,6 +66,16 @@ _instances: dict[tuple[str, str], int] = {}
 # What Lock/RLock share per name (explicit name, or creation site) and kind: see NameStats.
 _name_stats: dict[tuple[str | None, str | None, int, str], NameStats] = {}
 _DRAIN_AT = 4096
+_CONFIG = _config.CONFIG
+#: The row (one per kind) that the names of dead primitives beyond ``max_dead_names`` fold into.
+OTHER_NAMES = "(other names)"
+# kind -> how many names folded into that kind's OTHER_NAMES row (a name used again after it was
+# folded counts again). A kind has an entry exactly when its row is in _folded.
+_folded_names: dict[str, int] = {}
+# Rows of _folded beyond max_dead_names, made because their name still had a live primitive: row ->
+# its NameStats key (None for the other primitives). Folded once the name's last primitive is gone.
+_over: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+_since_sweep = 0  # dead primitives folded since _over was last looked through
 #: A new key for a primitive (keys start at 1; one counter for the C and the pure-Python primitives).
 next_key = _speedups.next_key if _speedups is not None else itertools.count(1).__next__
 
@@ -224,18 +242,106 @@ def retire_lock(record: tuple[Any, ...]) -> None:
         try_drain()
 
 
-def _fold_lock(record: tuple[Any, ...]) -> None:
+def _fold_lock(record: tuple[Any, ...], live_sync: Any) -> None:
     _key, name, module, line, kind, held, completed, hold_total, rare, reentries = record
     ident = (name if name is not None else f"{module}:{line}", kind)
     folded = _folded.get(ident)
     if folded is None:
-        folded = _folded[ident] = Counters(*ident)
+        ns_ident = (name, None, 0, kind) if module is None else (None, module, line, kind)
+        folded = _new_row(ident, ns_ident, live_sync)
+        ident = (folded.name, kind)  # the "(other names)" row's, when the name folded there
     if rare is not None:
         folded.add(rare)
     folded.acquisitions += completed + held
     folded.reentries += reentries
     folded.hold_total += int(hold_total)
     _instances[ident] = _instances.get(ident, 0) + 1
+
+
+def _refs_in(table: dict[Any, Any], key: Any) -> int:
+    """References to ``table[key]`` (0 when absent), counted from a call made exactly like this one."""
+    value = table.get(key)
+    return 0 if value is None else sys.getrefcount(value)
+
+
+_probe: dict[int, Any] = {0: object()}
+_UNUSED = _refs_in(_probe, 0)  # the references of a value only its table holds, seen from _refs_in
+del _probe
+
+
+def _name_live(ident: tuple[str, str], ns_ident: tuple[Any, ...] | None, live_sync: Any) -> bool:
+    """Whether a primitive of this name is alive: a Lock/RLock holds its name's NameStats; another
+    primitive has a registry entry carrying its name (``live_sync()`` gathers them, once per drain)."""
+    if ns_ident is not None:
+        return _refs_in(_name_stats, ns_ident) > _UNUSED
+    return ident in live_sync()
+
+
+def _new_row(ident: tuple[str, str], ns_ident: tuple[Any, ...] | None, live_sync: Any) -> Counters:
+    """The record a dead primitive of a name without one folds into: its own row within
+    ``max_dead_names`` (or while the name is alive), else its kind's :data:`OTHER_NAMES` row."""
+    kept = len(_folded) - len(_over) - len(_folded_names)
+    if kept < _CONFIG.max_dead_names:
+        folded = _folded[ident] = Counters(*ident)
+        return folded
+    if _name_live(ident, ns_ident, live_sync):
+        folded = _folded[ident] = Counters(*ident)
+        _over[ident] = ns_ident
+        return folded
+    return _into_other(ident[1], ns_ident)
+
+
+def _into_other(kind: str, ns_ident: tuple[Any, ...] | None) -> Counters:
+    """``kind``'s :data:`OTHER_NAMES` row, with the (dead) name's NameStats moved into it and dropped.
+    A name counts when its NameStats goes (or, for the other primitives, each time: see _fold_row)."""
+    other = _folded.get((OTHER_NAMES, kind))
+    if other is None:
+        other = _folded[(OTHER_NAMES, kind)] = Counters(OTHER_NAMES, kind)
+        _folded_names[kind] = 0
+    if ns_ident is None:
+        _folded_names[kind] += 1
+        return other
+    shared = _name_stats.pop(ns_ident, None)
+    if shared is not None:  # None: this name folded already (its other dead locks, in this drain)
+        _folded_names[kind] += 1
+        other.hold_max = max(other.hold_max, int(shared.hold_max * 1e9))
+        if any(shared.hist):
+            other.hold_hist = merge_hist(other.hold_hist, shared.hist)
+    return other
+
+
+def _sweep(live_sync: Any) -> None:
+    """Fold the rows kept past the bound whose names have no live primitive any more."""
+    global _since_sweep
+    _since_sweep = 0
+    for ident, ns_ident in list(_over.items()):
+        if _name_live(ident, ns_ident, live_sync):
+            continue
+        del _over[ident]
+        row = _folded.pop(ident)
+        instances = _instances.pop(ident, 0)
+        other = _into_other(ident[1], ns_ident)
+        other.add(row)
+        key = (OTHER_NAMES, ident[1])
+        _instances[key] = _instances.get(key, 0) + instances
+
+
+def _live_sync_names() -> Any:
+    """A function giving the (name, kind) of every live registered primitive other than Lock/RLock,
+    gathered on its first call (a drain needs it only for a new name past the bound)."""
+    found: list[set[tuple[str, str]]] = []
+
+    def names() -> set[tuple[str, str]]:
+        if not found:
+            live_names = set()
+            for entry in list(_live.values()):
+                counters = getattr(entry, "counters", None)  # the sync primitives' registry entries
+                if counters is not None:
+                    live_names.add((counters.name, counters.kind))
+            found.append(live_names)
+        return found[0]
+
+    return names
 
 
 def retire(counters: Counters, key: int) -> None:
@@ -255,17 +361,30 @@ def try_drain() -> None:
             lock.release()
 
 
-def _drain_locked() -> None:
-    while _dead_locks:
-        _fold_lock(_dead_locks.pop())
-    while _dead:
-        counters = _dead.pop()
+def _drain_locked(*, sweep: bool = False) -> None:
+    global _since_sweep
+    live_sync = _live_sync_names()
+    _since_sweep += len(_dead_locks) + len(_dead)
+    # In the order they died (the first names keep their rows). Taken off the queue first: a primitive
+    # dying meanwhile (a finalizer run by the collector) queues for the next drain.
+    batch = _dead_locks[:]
+    del _dead_locks[: len(batch)]
+    for record in batch:
+        _fold_lock(record, live_sync)
+    batch = _dead[:]
+    del _dead[: len(batch)]
+    for counters in batch:
         ident = (counters.name, counters.kind)
         folded = _folded.get(ident)
         if folded is None:
-            folded = _folded[ident] = Counters(*ident)
+            folded = _new_row(ident, None, live_sync)
+            ident = (folded.name, counters.kind)
         folded.add(counters)
         _instances[ident] = _instances.get(ident, 0) + 1
+    # Rows kept past the bound are looked through again once as many primitives died as there are:
+    # a constant cost per death however many names are alive.
+    if _over and (sweep or _since_sweep >= len(_over)):
+        _sweep(live_sync)
 
 
 def drain() -> None:
@@ -296,7 +415,7 @@ def live() -> list[Any]:
 def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
     """Aggregate folded and live counters by (name, kind): ``{(name, kind): (counters, instances)}``."""
     with lock:
-        _drain_locked()
+        _drain_locked(sweep=True)
         merged: dict[tuple[str, str], tuple[Counters, int]] = {}
         for ident in set(_folded) | set(_instances):
             total = Counters(*ident)
@@ -328,6 +447,11 @@ def collect() -> dict[tuple[str, str], tuple[Counters, int]]:
     return merged
 
 
+def folded_names(kind: str) -> int:
+    """How many names folded into ``kind``'s :data:`OTHER_NAMES` row (0 when none did)."""
+    return _folded_names.get(kind, 0)
+
+
 def reset() -> None:
     """Forget folded statistics and zero every live primitive's counters."""
     with lock:
@@ -335,6 +459,8 @@ def reset() -> None:
         _dead_locks.clear()
         _folded.clear()
         _instances.clear()
+        _folded_names.clear()
+        _over.clear()
         for shared in _name_stats.values():
             shared.clear()
     for alive in live():

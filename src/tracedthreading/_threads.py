@@ -159,17 +159,22 @@ class _ExitWatch:
     def __init__(self, record: Held) -> None:
         self.record = record
 
-    def __del__(self) -> None:
-        record = self.record
-        stack = record.stack
+    # Also run while the interpreter finalizes: the main thread's watch as its thread state is cleared,
+    # a daemon thread's from the main thread, when module globals may already be None and builtins
+    # gone. So what it needs is bound now (defaults), and it catches everything with a bound name.
+    def __del__(self, _holding: Any = holding, _records: Any = _records, _get_ident: Any = _thread.get_ident,
+                _sys: Any = sys, _ignored: Any = BaseException) -> None:
         try:
-            keys = holding(stack)
+            record = self.record
+            stack = record.stack
+            keys = _holding(stack)
             if not keys:
                 _records.pop(id(stack), None)  # no lock points at a stack that holds nothing
                 return
-            if _thread.get_ident() == record.ident and on_died_holding is not None:
-                on_died_holding(record, keys)
-        except Exception:  # noqa: BLE001 - interpreter shutdown (module globals cleared)
+            report = on_died_holding  # None once finalization cleared this module
+            if report is not None and _get_ident() == record.ident and not _sys.is_finalizing():
+                report(record, keys)  # a thread ending, not the interpreter stopping its threads
+        except _ignored:  # noqa: S110 - a destructor: nothing to raise to
             pass
 
 

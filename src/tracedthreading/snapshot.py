@@ -32,7 +32,9 @@ class LockStats:
     ``hold_p99`` in seconds (hold of a Timer: its callback; wait of a Timer: how late it started;
     Lock/RLock hold percentiles count every hold on the C hot path and a weighted sample of them on the
     pure-Python one; counts, totals and maxima are exact);
-    ``blockers``: (thread name, times) pairs of the threads that held it while another waited, most first.
+    ``blockers``: (thread name, times) pairs of the threads that held it while another waited, most first;
+    ``folded_names``: on the ``"(other names)"`` row of a kind, how many names of dead primitives past
+    ``max_dead_names`` were folded into it (0 on every other row).
     """
 
     name: str
@@ -55,6 +57,7 @@ class LockStats:
     blockers: tuple[tuple[str, int], ...] = ()
     wait_hist: tuple[int, ...] = field(default=(), repr=False)
     hold_hist: tuple[int, ...] = field(default=(), repr=False)
+    folded_names: int = 0
 
     @property
     def contention_ratio(self) -> float:
@@ -63,7 +66,7 @@ class LockStats:
         return self.contentions / attempts if attempts else 0.0
 
     @classmethod
-    def from_counters(cls, counters: _stats.Counters, instances: int) -> LockStats:
+    def from_counters(cls, counters: _stats.Counters, instances: int, folded_names: int = 0) -> LockStats:
         """Convert raw counters (nanoseconds) into a value object (seconds)."""
         blockers = tuple(sorted((counters.blockers or {}).items(), key=lambda item: (-item[1], item[0])))
         return cls(
@@ -87,6 +90,7 @@ class LockStats:
             blockers=blockers,
             wait_hist=_trim(counters.wait_hist),
             hold_hist=_trim(counters.hold_hist),
+            folded_names=folded_names,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -97,9 +101,16 @@ class LockStats:
         data["hold_hist"] = list(self.hold_hist)
         return data
 
+    @property
+    def label(self) -> str:
+        """The name as reports show it: the "(other names)" row says how many names it holds."""
+        if self.folded_names and self.name == _stats.OTHER_NAMES:
+            return f"({self.folded_names:,} other names)"
+        return self.name
+
     def __str__(self) -> str:
         return (
-            f"{self.name} ({self.kind}): {self.acquisitions} acquisitions, {self.contentions} contended, "
+            f"{self.label} ({self.kind}): {self.acquisitions} acquisitions, {self.contentions} contended, "
             f"wait total {self.wait_total:.6f}s max {self.wait_max:.6f}s, "
             f"hold total {self.hold_total:.6f}s max {self.hold_max:.6f}s"
         )
