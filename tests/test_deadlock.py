@@ -12,12 +12,13 @@ from tracedthreading.testing import capture_events, events_named
 DEADLOCK = "deadlock.detected"
 
 
-def run_deadlock(count: int, timeout: float) -> tuple[list[dict[str, Any]], list[Any], dict[str, Any]]:
+def run_deadlock(count: int, timeout: float, same_name: bool = False
+                 ) -> tuple[list[dict[str, Any]], list[Any], dict[str, Any]]:
     """``count`` threads, thread i holding lock i and then waiting (timed) for lock i+1; wait for them all.
 
     Returns the captured events, the locks, and what the sink saw when the deadlock event arrived.
     """
-    lock_list = [tracedthreading.Lock(name=f"L{i}") for i in range(count)]
+    lock_list = [tracedthreading.Lock(name="L" if same_name else f"L{i}") for i in range(count)]
     barrier = std_threading.Barrier(count)  # raw: a traced one would warn about blocking while holding
     returned: list[str] = []
     results: dict[str, bool] = {}
@@ -54,6 +55,19 @@ def run_deadlock(count: int, timeout: float) -> tuple[list[dict[str, Any]], list
         _events.remove_sink(sink)
     at_event["results"] = results
     return events, lock_list, at_event
+
+
+def test_a_deadlock_between_locks_of_one_name_names_them_as_the_order_graph_does() -> None:
+    """Two locks named alike (``L`` and ``L#2`` in the order graph): the deadlock report tells them apart
+    with the same names, so it agrees with the inversion report of the same cycle."""
+    events, _lock_list, _seen = run_deadlock(2, timeout=1.0, same_name=True)
+    (event,) = events_named(events, DEADLOCK)
+    threads = {t["thread"]: t for t in event["threads"]}
+    assert sorted(t["waits_for"] for t in threads.values()) == ["L", "L#2"]
+    assert threads["w0"]["holds"] == [threads["w1"]["waits_for"]]
+    assert threads["w1"]["holds"] == [threads["w0"]["waits_for"]]
+    (inversion,) = events_named(events, "lock.order_inversion")
+    assert sorted(inversion["cycle"]) == ["L", "L#2"]
 
 
 def test_two_thread_deadlock_is_reported_while_both_threads_still_wait() -> None:

@@ -17,7 +17,7 @@ import _thread
 import os
 from typing import Any
 
-from tracedthreading import _config, _events, _stats, _threads
+from tracedthreading import _config, _events, _lockorder, _stats, _threads
 from tracedthreading.snapshot import DeadlockReport, DeadlockThread
 
 __all__ = ["check", "deadlocks", "report_self_wait", "report_wait_long", "reset"]
@@ -163,9 +163,12 @@ def _fields(key: int) -> dict[str, Any]:
 
 
 def name_of(key: int) -> str:
-    """The name of the primitive ``key``, or a placeholder once it is gone."""
+    """The name of the primitive ``key`` as the order graph shows it (``name#2`` for the second live lock
+    of a name), or a placeholder once it is gone."""
     primitive = _stats.primitive(key)
-    return primitive.trace_name if primitive is not None else f"<dead lock {key}>"
+    if primitive is None:
+        return f"<dead lock {key}>"
+    return _lockorder.graph_name(key) or primitive.trace_name
 
 
 def deadlocks() -> tuple[DeadlockReport, ...]:

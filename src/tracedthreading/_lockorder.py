@@ -245,6 +245,12 @@ def _node_for_key(key: int) -> int | None:
     return node
 
 
+def graph_name(key: int) -> str | None:
+    """The name lock ``key`` has in the order graph (``name#2`` for a second live lock of that name), or
+    None when it is no node of it (a lock-free read: reports of other trackers use it to agree)."""
+    return _names.get(key)
+
+
 def _instance_name(key: int, name: str) -> str:
     """``name`` for the first live lock of that name, ``name#N`` for the N-th while earlier ones live."""
     entry = _live_names.get(name)
