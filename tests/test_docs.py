@@ -114,6 +114,16 @@ def test_every_example_has_its_tutorial_output() -> None:
         assert f"examples/{script.name}" in commands, script.name
 
 
+def test_tutorial_index_lists_every_example_with_its_page() -> None:
+    """The tutorial's index has a row per script of examples/, linking the page that runs it."""
+    index = (DOCS / "tutorial" / "index.rst").read_text(encoding="utf-8")
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        row = re.search(rf"^   \* - ``{re.escape(script.name)}``\n     - :doc:`(\S+?)`$", index, flags=re.MULTILINE)
+        assert row, f"docs/tutorial/index.rst has no row for {script.name}"
+        page = (DOCS / "tutorial" / f"{row.group(1)}.rst").read_text(encoding="utf-8")
+        assert f"examples/{script.name}" in " ".join(tt_run_commands(page)), (script.name, row.group(1))
+
+
 def test_run_commands_shows_the_command_and_its_output() -> None:
     """A transcript is the command as typed, then what it printed, with the repository path made relative."""
     text = ttgen.run_commands(["python examples/transfer_fixed.py"], stderr="hide")
