@@ -245,16 +245,16 @@ def pasted_outputs(text: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_readme_draft_is_short_and_its_output_is_current() -> None:
-    """The proposed README is at most 12 kB, and the output it pastes is what the command prints now
-    (numbers aside)."""
-    draft = (DOCS / "README-draft.md").read_text(encoding="utf-8")
-    assert len(draft.encode("utf-8")) <= 12 * 1024
-    links = re.findall(r"\]\(((?:docs|examples)/[^)#]*)\)", draft)
+def test_readme_is_short_and_its_output_is_current() -> None:
+    """README.md is at most 12 kB, links into docs/ and examples/ only to files that exist, and the output
+    it pastes is what the command prints now (numbers aside)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode("utf-8")) <= 12 * 1024
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#]*)\)", readme)
     assert len(links) >= 10
     for link in links:
         assert (ROOT / link).exists(), link
-    outputs = pasted_outputs(draft)
+    outputs = pasted_outputs(readme)
     assert [name for name, _, _ in outputs] == ["bank_account"]
     for _name, command, pasted in outputs:
         hidden = command.endswith(" 2>/dev/null")
@@ -262,6 +262,18 @@ def test_readme_draft_is_short_and_its_output_is_current() -> None:
         transcript = ttgen.run_commands([command], stderr="hide" if hidden else "merge")
         printed = transcript.split("\n", 1)[1]
         assert masked(pasted) == masked(printed)
+
+
+def test_readme_commands_are_the_ones_ci_runs() -> None:
+    """The README's two quick-start commands are there as written, and .ci/run runs its test command."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    run = "python -m pip install -e . && python -m tracedthreading --summary examples/bank_account.py"
+    test = "python -m pip install -e '.[test]' && python -m pytest -q"
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.DOTALL)
+    assert run in blocks and test in blocks
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(rf"^\s*{re.escape(test)} \|\| return 1$", ci, flags=re.MULTILINE)
+    assert f'bash -c "{test}"' in ci  # the pure-Python hot path's run
 
 
 def test_masked_comparison_sees_a_changed_line() -> None:
