@@ -1,4 +1,4 @@
-"""Stress and memory figures for the README's "guarantees" section.
+"""Stress and memory figures for the docs' performance page (docs/performance.rst).
 
     python benchmarks/stress.py             # 16 threads, >= 1,000,000 acquisitions; 1,000,000 locks churned
     python benchmarks/stress.py --quick     # a tenth of both

@@ -17,7 +17,7 @@ copyright = "the tracedthreading authors"  # noqa: A001 - Sphinx's name
 release = version = tracedthreading.__version__
 
 extensions = ["sphinx.ext.autodoc", "ttdocs"]
-exclude_patterns = ["_build", "_generated/*.dot", "README-draft.md"]
+exclude_patterns = ["_build", "_generated/*.dot"]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 default_role = "code"

@@ -1,6 +1,6 @@
 """Bad input everywhere: the stdlib's exception (type and message) for the threading API, clear errors for ours.
 
-The table in the README's "guarantees" section is this file's cases and their outcomes.
+The "Bad input" table of docs/guarantees.rst is this file's cases and their outcomes.
 """
 
 from __future__ import annotations

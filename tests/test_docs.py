@@ -114,6 +114,16 @@ def test_every_example_has_its_tutorial_output() -> None:
         assert f"examples/{script.name}" in commands, script.name
 
 
+def test_tutorial_index_lists_every_example_with_its_page() -> None:
+    """The tutorial's index has a row per script of examples/, linking the page that runs it."""
+    index = (DOCS / "tutorial" / "index.rst").read_text(encoding="utf-8")
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        row = re.search(rf"^   \* - ``{re.escape(script.name)}``\n     - :doc:`(\S+?)`$", index, flags=re.MULTILINE)
+        assert row, f"docs/tutorial/index.rst has no row for {script.name}"
+        page = (DOCS / "tutorial" / f"{row.group(1)}.rst").read_text(encoding="utf-8")
+        assert f"examples/{script.name}" in " ".join(tt_run_commands(page)), (script.name, row.group(1))
+
+
 def test_run_commands_shows_the_command_and_its_output() -> None:
     """A transcript is the command as typed, then what it printed, with the repository path made relative."""
     text = ttgen.run_commands(["python examples/transfer_fixed.py"], stderr="hide")
@@ -235,16 +245,16 @@ def pasted_outputs(text: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_readme_draft_is_short_and_its_output_is_current() -> None:
-    """The proposed README is at most 12 kB, and the output it pastes is what the command prints now
-    (numbers aside)."""
-    draft = (DOCS / "README-draft.md").read_text(encoding="utf-8")
-    assert len(draft.encode("utf-8")) <= 12 * 1024
-    links = re.findall(r"\]\(((?:docs|examples)/[^)#]*)\)", draft)
+def test_readme_is_short_and_its_output_is_current() -> None:
+    """README.md is at most 12 kB, links into docs/ and examples/ only to files that exist, and the output
+    it pastes is what the command prints now (numbers aside)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode("utf-8")) <= 12 * 1024
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#]*)\)", readme)
     assert len(links) >= 10
     for link in links:
         assert (ROOT / link).exists(), link
-    outputs = pasted_outputs(draft)
+    outputs = pasted_outputs(readme)
     assert [name for name, _, _ in outputs] == ["bank_account"]
     for _name, command, pasted in outputs:
         hidden = command.endswith(" 2>/dev/null")
@@ -252,6 +262,18 @@ def test_readme_draft_is_short_and_its_output_is_current() -> None:
         transcript = ttgen.run_commands([command], stderr="hide" if hidden else "merge")
         printed = transcript.split("\n", 1)[1]
         assert masked(pasted) == masked(printed)
+
+
+def test_readme_commands_are_the_ones_ci_runs() -> None:
+    """The README's two quick-start commands are there as written, and .ci/run runs its test command."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    run = "python -m pip install -e . && python -m tracedthreading --summary examples/bank_account.py"
+    test = "python -m pip install -e '.[test]' && python -m pytest -q"
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.DOTALL)
+    assert run in blocks and test in blocks
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(rf"^\s*{re.escape(test)} \|\| return 1$", ci, flags=re.MULTILINE)
+    assert f'bash -c "{test}"' in ci  # the pure-Python hot path's run
 
 
 def test_masked_comparison_sees_a_changed_line() -> None:

@@ -1,7 +1,8 @@
 """Memory: creating and dropping many locks, each one an order edge from a long-lived lock, stays bounded.
 
 Tracing allocations makes this ~5x slower, so the test churns 20,000 locks (measured growth limit: 512 KiB);
-``benchmarks/stress.py`` does the full 1,000,000 and prints the growth (README, section "guarantees").
+``benchmarks/stress.py`` does the full 1,000,000 and prints the growth (docs/performance.rst;
+docs/guarantees.rst, "Memory is bounded").
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ def test_unpatchable_holders_are_reported() -> None:
 
 
 def test_closures_and_default_arguments_holding_a_factory_are_reported() -> None:
-    """Factories a module scan cannot replace in closures and default arguments are named too (as the README says)."""
+    """Factories a module scan cannot replace in closures and default arguments are named too (as docs/runner.rst says)."""
     module = types.ModuleType("tt_hidden")
     module.__dict__["__name__"] = "tt_hidden"
     exec(  # noqa: S102 - a module's source, defined here so the test shows what is found
