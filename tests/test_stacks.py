@@ -106,3 +106,5 @@ def test_tool_frames_are_recognized_by_module() -> None:
     # ``python -m pytest``: pytest/__main__.py runs as __main__, known by its directory.
     assert _threads.is_tool_frame(frame("__main__", "/venv/lib/site-packages/pytest/__main__.py"))
     assert not _threads.is_tool_frame(frame("__main__", "/home/me/pytest_plugins/main.py"))
+    # A user's code is never hidden for the name of a directory its project happens to live in.
+    assert not _threads.is_tool_frame(frame("app.models", "/home/me/threading/app/models.py"))

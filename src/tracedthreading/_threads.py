@@ -262,8 +262,8 @@ _TOOL_FILES_MAX = 4096
 
 
 def is_tool_frame(frame: Any) -> bool:
-    """True for frames of the packages in ``_TOOL_PACKAGES``: by module name, or by directory (a tool's
-    ``__main__``, as in ``python -m pytest``)."""
+    """True for frames of the packages in ``_TOOL_PACKAGES``: by module name, or for a tool's
+    ``__main__.py`` run as ``__main__`` (``python -m pytest``), by the directory it is in."""
     name = frame.f_globals.get("__name__")
     if isinstance(name, str) and name.partition(".")[0] in _TOOL_PACKAGES:
         return True
@@ -272,8 +272,10 @@ def is_tool_frame(frame: Any) -> bool:
     if tool is None:
         if len(_tool_files) >= _TOOL_FILES_MAX:
             _tool_files.clear()
-        parts = filename.replace("\\", "/").split("/")[:-1]
-        tool = _tool_files[filename] = is_internal(filename) or not _TOOL_PACKAGES.isdisjoint(parts)
+        parts = filename.replace("\\", "/").split("/")
+        # Only the package's own __main__.py: a user's file is never hidden for where its project lives.
+        tool = is_internal(filename) or (parts[-1] == "__main__.py" and len(parts) > 1 and parts[-2] in _TOOL_PACKAGES)
+        _tool_files[filename] = tool
     return tool
 
 
