@@ -279,6 +279,11 @@ def _skipped(module_name: str) -> bool:
     return any(module_name == skip or module_name.startswith(skip + ".") for skip in _SKIP_MODULES)
 
 
+def _holds(value: Any, wanted: dict[int, Any]) -> bool:
+    """Whether ``value`` is one of ``wanted`` (a table by id), by identity."""
+    return id(value) in wanted and value is wanted[id(value)]
+
+
 def _scan(wanted: dict[int, Any]) -> Iterator[tuple[types.ModuleType, str, Any]]:
     """``(module, attribute, value)`` for module globals whose value is one of ``wanted`` (by identity)."""
     for module_name, module in list(sys.modules.items()):
@@ -288,12 +293,8 @@ def _scan(wanted: dict[int, Any]) -> Iterator[tuple[types.ModuleType, str, Any]]
         if not isinstance(namespace, dict):
             continue
         for attribute, value in list(namespace.items()):
-            if id(value) in wanted and value is wanted[id(value)]:
+            if _holds(value, wanted):
                 yield module, attribute, value
-
-
-def _holds(value: Any, wanted: dict[int, Any]) -> bool:
-    return id(value) in wanted and value is wanted[id(value)]
 
 
 def _function_holders(qualname: str, function: Any, wanted: dict[int, Any]) -> Iterator[str]:
