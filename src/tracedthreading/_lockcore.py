@@ -103,8 +103,9 @@ def past_cap(lock: Any, hold: float, start: float, owner: Any) -> None:
     lock._cap = cap_for(shared)
     if _trace.active:
         tid = owner if isinstance(owner, int) else _threads.ident_of(owner)
-        _trace.record(_trace.HOLD, lock.trace_name, lock._kind, tid or _get_ident(),
-                      int(start * 1e9), int(start * 1e9) + int(hold * 1e9))
+        # Rounded, not truncated: the hold must start on the very nanosecond the wait before it ended.
+        begin = round(start * 1e9)
+        _trace.record(_trace.HOLD, lock.trace_name, lock._kind, tid or _get_ident(), begin, begin + round(hold * 1e9))
     if hold > _held_long_s and lock not in quiet:  # reported once released: never log while holding the user's lock
         fields = lock_fields(lock)
         fields.update(hold=hold, stack=_threads.caller_stack(_CONFIG.stack_depth, 2))
