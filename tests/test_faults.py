@@ -358,3 +358,66 @@ def test_configure_off_switch_gives_raw_stdlib_objects_and_back() -> None:
     with traced:
         pass
     assert tracedthreading.snapshot().lock("on").acquisitions == 1
+
+
+TOKEN_FORK_SCRIPT = r"""
+import _thread, json, os, threading
+from tracedthreading import _primitives, _threads
+
+lock = _primitives.PyLock(name="shared")
+ready, done = threading.Event(), threading.Event()
+parent_thread = {}
+
+def hold_token():
+    with lock:  # the lock now remembers this thread's (token, stack)
+        pass
+    parent_thread["ident"] = _thread.get_ident()
+    parent_thread["token"] = _threads.me()[0]
+    ready.set()
+    done.wait(30)
+
+t = threading.Thread(target=hold_token)
+t.start()
+ready.wait(30)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    result = {}
+    try:
+        result["other_token"] = repr(parent_thread["token"]).split()[0]  # owned by nobody in the child
+        seen = []
+        def again():
+            with lock:
+                seen.append((_thread.get_ident(), lock._holder is _threads.current(), list(_threads.current())))
+        for _ in range(20):
+            c = threading.Thread(target=again)
+            c.start()
+            c.join(30)
+            if seen[-1][0] == parent_thread["ident"]:
+                break
+        result["reused"] = seen[-1][0] == parent_thread["ident"]
+        result["own_stacks"] = all(own and keys == [lock._key] for _, own, keys in seen)
+    except BaseException as exc:
+        result["error"] = repr(exc)
+    os.write(w, json.dumps(result).encode())
+    os._exit(0)
+os.close(w)
+data = os.read(r, 65536)
+os.waitpid(pid, 0)
+done.set()
+t.join(30)
+print(data.decode())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_childs_new_thread_is_never_taken_for_a_parent_thread() -> None:
+    """In a fork's child the other threads' tokens are freed: a new thread there (which may get the id of
+    a parent thread that last took a pure lock) takes the lock with its own held stack."""
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", TOKEN_FORK_SCRIPT], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    child = json.loads(proc.stdout)
+    assert "error" not in child, child
+    assert child["other_token"] == "<unlocked"
+    assert child["own_stacks"] is True

@@ -975,3 +975,48 @@ def test_a_reused_thread_id_is_not_taken_for_the_holder(factory: type) -> None:
     lock.release()  # a Lock may be released by any thread
     if not reused:
         pytest.skip("no thread id was reused on this platform: the case did not arise")
+
+
+@pytest.mark.parametrize("how", ["acquire", "__enter__"])
+def test_pure_rlock_never_takes_another_threads_hold_for_its_own_reentry(how: str) -> None:
+    """The pure RLock's owner is the thread that took it last while a holder is recorded. A thread that
+    took it last, switched out just after its token test (where Python may switch threads), while
+    another thread takes the lock, must wait for it, not count a re-entry: the test reads ``_holder``
+    before ``_me``, and a taker writes ``_me`` before ``_holder``."""
+    lock = _primitives.PyRLock(name="switch")
+    with lock:  # this thread took it last
+        pass
+    taken, go = std.Event(), std.Event()
+
+    def other() -> None:
+        with lock:
+            taken.set()
+            go.wait(0.5)  # long enough for a timed acquire to fail; __enter__ then takes it
+
+    thread = std.Thread(target=other)
+    switched: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        # Right after the token test returns in acquire/__enter__: the other thread takes the lock.
+        if event == "c_return" and getattr(arg, "__name__", "") == "_is_owned" and not switched:
+            switched.append(frame.f_code.co_name)
+            thread.start()
+            assert taken.wait(30)
+
+    sys.setprofile(profile)
+    try:
+        if how == "acquire":
+            got = lock.acquire(True, 0.1)
+        else:
+            got = lock.__enter__()  # returns once the other thread let go
+    finally:
+        sys.setprofile(None)
+        go.set()
+        thread.join(30)
+    assert switched == [how]
+    if how == "acquire":
+        assert got is False, "counted a re-entry into a lock another thread held"
+    else:
+        assert got is True and lock._is_owned() and lock._recursion_count() == 1 and lock._reentries == 0
+        lock.release()
+    assert not lock.locked() and not thread.is_alive()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tracedthreading
-from tracedthreading import _threads
+from tracedthreading import _primitives, _threads
 from tracedthreading.testing import capture_events, events_named
 
 
@@ -108,3 +108,38 @@ def test_daemon_thread_blocked_on_a_traced_lock_at_exit_prints_nothing(tmp_path:
     assert "Exception ignored" not in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "no lock-order inversions" in proc.stderr
+
+
+@pytest.mark.parametrize("factory", [_primitives.PyLock, _primitives.PyRLock], ids=["pure-Lock", "pure-RLock"])
+def test_a_thread_reusing_a_dead_threads_id_is_not_taken_for_it(factory: type) -> None:
+    """The pure locks remember the (token, stack) of the thread that took them last; the token is given
+    back when that thread ends, so a new thread with the same id (Linux reuses them at once) takes the
+    lock with its own held stack, not the dead thread's."""
+    lock = factory(name="reused")
+    first: dict[str, Any] = {}
+
+    def take() -> None:
+        with lock:
+            pass
+        first["ident"] = _thread.get_ident()
+        first["token"] = _threads.me()[0]
+
+    thread = std.Thread(target=take)
+    thread.start()
+    thread.join(30)
+    assert repr(first["token"]).startswith("<unlocked"), "the ended thread still owns its token"
+    seen: list[tuple[int, bool, list[int]]] = []
+
+    def again() -> None:
+        with lock:
+            seen.append((_thread.get_ident(), lock._holder is _threads.current(), list(_threads.current())))
+
+    for _ in range(50):  # until the id is reused (the first try, on Linux)
+        thread = std.Thread(target=again)
+        thread.start()
+        thread.join(30)
+        if seen[-1][0] == first["ident"]:
+            break
+    assert seen[-1][0] == first["ident"], "no thread reused the id"
+    assert all(own and keys == [lock._key] for _, own, keys in seen)
+    assert not lock.locked()

@@ -6,30 +6,39 @@ Reading guide.
 * **State.** Each lock holds a real ``_thread`` lock (``_lock``); it alone decides whether the lock is
   held, and a thread waits for it with the stdlib's own wait (interruptible by signals as the
   stdlib's is). Taking it is the first step of an acquire and releasing it the last step of a release;
-  the bookkeeping in between only measures. An RLock keeps its owner and count the way
-  ``threading._PyRLock`` does, with the owner's held stack standing for its thread (one stack per
-  thread for life, see :mod:`tracedthreading._threads`).
-* **Fast path.** An uncontended acquire is a take of the real lock, one thread-local read, one
-  comparison with the held-lock context the lock last verified (none when the thread holds nothing
-  else), a push on the thread's held stack and a clock read. The take is a blocking ``acquire()`` when
-  no holder is recorded, a try otherwise (a try passes an argument, which costs a fifth of a raw
-  acquire): with no holder recorded the real lock is free, but for the few bytecodes after another
-  thread took it and before it recorded itself (then this thread waits for it unmeasured, briefly);
-  with a holder recorded, a failed try leads to the measured wait. A release reads the clock, adds the hold to the total, counts down to the next
-  histogram sample, removes the key from the holder's stack and releases the real lock. Anything else
-  (a new context, a wait, a hold past ``_cap``, a sample, a first use) goes to
-  :mod:`tracedthreading._lockcore`, shared with the C hot path.
+  the bookkeeping in between only measures. An RLock's owner is the thread that took it last (``_me``,
+  below) while a holder is recorded; ``_extra`` counts the levels above the first, as
+  ``threading._PyRLock`` counts its levels.
+* **Fast path.** An uncontended acquire is one test of "did this thread take it last", a take of the
+  real lock, one comparison with the held-lock context the lock last verified (none when the thread
+  holds nothing else), a push on the thread's held stack and a clock read. The test reads ``_me``, the
+  ``(token, held stack, here)`` of the thread that took the lock last (see
+  :data:`tracedthreading._threads.NOBODY`): when that thread's token is owned by the caller, the stack
+  is the caller's, for less than a thread-local lookup costs; otherwise the triple comes from the
+  thread-local. A thread writes ``_me`` before ``_holder`` (an RLock only once it has the real lock)
+  and RLock's ownership tests read ``_holder`` first, so no thread ever takes another's hold for its
+  own. An RLock's release tests ownership with ``here`` (the thread's own dict), which takes no call.
+  The take is a blocking ``acquire()`` when no holder is recorded, a try otherwise (a try passes an
+  argument, which costs a fifth of a raw acquire): with no holder recorded the real lock is free, but
+  for the few bytecodes after another thread took it and before it recorded itself (then this thread
+  waits for it unmeasured, briefly); with a holder recorded, a failed try leads to the measured wait.
+  A release reads the clock, adds the hold to the total, counts down to the next histogram sample,
+  removes the key from the holder's stack and releases the real lock. Anything else (a new context, a
+  wait, a hold past ``_cap``, a sample, a first use) goes to :mod:`tracedthreading._lockcore`, shared
+  with the C hot path. Bytecodes count here: each costs about 1% of an acquire/release pair.
 * **Hold histograms are sampled.** A name's first 256 holds all go into its histogram, then one in 8
   on average, later one in 64, each weighted by the holds it stands for: counts, totals and maxima stay
   exact, only the percentiles come from the sample. (The C path counts every hold.)
 
 Faults. A release never leaves the real lock held, whatever exception lands inside it: the release of
 the real lock is in a ``finally`` with no call before it, and Python checks for signals only after
-calls (and at backward jumps and function entry); the key leaves the held stack in the first call of
-the ``try``, so an exception landing after any later call leaves no stale key either. The windows left are CPython's own for ``_PyRLock``: an exception (a signal
-handler's) that arrives right after the real lock was taken and before it is recorded escapes with the
-lock held, and one that arrives as ``release``/``__exit__`` is entered (on 3.11+, where entering a
-Python function checks for signals) leaves the lock held. The C hot path has neither window.
+calls (and at backward jumps and function entry); RLock's ownership test before the ``try`` takes no
+call either; the key leaves the held stack in the first call of the ``try``, so an exception landing
+after any later call leaves no stale key. The windows left are CPython's own for ``_PyRLock``: an
+exception (a signal handler's) that arrives right after the real lock was taken and before it is
+recorded escapes with the lock held, and one that arrives as ``release``/``__exit__`` is entered (on
+3.11+, where entering a Python function checks for signals) leaves the lock held. The C hot path has
+neither window.
 
 ``__enter__``/``__exit__`` repeat ``acquire``'s and ``release``'s bodies instead of calling them: one more
 Python call would cost a third of the budget (see ``benchmarks/bench_locks.py``).
@@ -49,7 +58,9 @@ __all__ = ["Lock", "RLock"]
 _allocate_lock = _thread.allocate_lock
 _getframe = sys._getframe
 _tls = _threads.tls
-_current = _threads.current
+_mine = _threads.me
+_NOBODY = _threads.NOBODY
+_here = _threads.here
 _next_key = _stats.next_key
 _new_context = _lockcore.new_context
 _get_ident = _thread.get_ident
@@ -59,8 +70,6 @@ LockOrderError = _lockcore.LockOrderError
 #: and past ``_SAMPLE_DENSE`` samples one in 64, each counted for the holds it stands for.
 _SAMPLE_ALL = 256
 _SAMPLE_DENSE = 1024
-# Stands for "this thread has no held stack" in RLock's ownership test: never any lock's holder.
-_NO_STACK: list[int] = []  # never appended to
 
 
 def _interval(samples: int, seed: int) -> int:
@@ -92,6 +101,7 @@ class Lock:
         "_left",
         "_line",
         "_lock",
+        "_me",
         "_module",
         "_n",
         "_ns",
@@ -105,6 +115,7 @@ class Lock:
 
     def __init__(self, *, name: str | None = None) -> None:
         self._lock = _allocate_lock()
+        self._me = _NOBODY  # (token, held stack, here) of the thread that took it last: see "Fast path"
         self._holder: list[int] | None = None  # the held stack of the thread that took it
         self._key = _next_key()
         self._ctx: list[int] | None = None  # none cached yet: the first take goes to new_context
@@ -138,39 +149,17 @@ class Lock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, like ``threading.Lock.acquire``; returns True when it was acquired."""
-        if blocking is True and timeout == -1:
+        if blocking is not True or timeout != -1:  # first: a short jump over it for the plain acquire
+            return self._acquire_general(blocking, timeout)
+        token, held, here = self._me
+        if not token._is_owned():  # another thread took it last: find this thread's stack
             try:
-                held = _tls.held
+                me = _tls.me
             except AttributeError:
-                held = _current()
-            lock = self._lock
-            if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
-                self._holder = held
-                if held:
-                    if held != self._ctx:
-                        held.append(self._key)
-                        self._t0 = _clock()
-                        self._context_changed(held, False)
-                        return True
-                    self._ctxn += 1
-                elif self._ns is None:  # its first take: the lock core registers it
-                    held.append(self._key)
-                    self._t0 = _clock()
-                    self._context_changed(held, False)
-                    return True
-                held.append(self._key)
-                self._t0 = _clock()
-                return True
-            return self._contended(held, -1)
-        return self._acquire_general(blocking, timeout)
-
-    def __enter__(self) -> bool:
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _current()
-        lock = self._lock
-        if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
+                me = _mine()
+            self._me = me
+            token, held, here = me
+        if self._holder is None and self._lock.acquire() or self._lock.acquire(False):  # see "Fast path"
             self._holder = held
             if held:
                 if held != self._ctx:
@@ -187,7 +176,35 @@ class Lock:
             held.append(self._key)
             self._t0 = _clock()
             return True
-        return self._contended(held, -1)
+        return self._contended((token, held, here), -1)
+
+    def __enter__(self) -> bool:
+        token, held, here = self._me
+        if not token._is_owned():
+            try:
+                me = _tls.me
+            except AttributeError:
+                me = _mine()
+            self._me = me
+            token, held, here = me
+        if self._holder is None and self._lock.acquire() or self._lock.acquire(False):  # see "Fast path"
+            self._holder = held
+            if held:
+                if held != self._ctx:
+                    held.append(self._key)
+                    self._t0 = _clock()
+                    self._context_changed(held, False)
+                    return True
+                self._ctxn += 1
+            elif self._ns is None:  # its first take: the lock core registers it
+                held.append(self._key)
+                self._t0 = _clock()
+                self._context_changed(held, False)
+                return True
+            held.append(self._key)
+            self._t0 = _clock()
+            return True
+        return self._contended((token, held, here), -1)
 
     def release(self) -> None:
         """Release the lock (from any thread, as Lock allows); ``RuntimeError`` if it is not locked."""
@@ -202,12 +219,12 @@ class Lock:
                 pass
             t0 = self._t0
             hold = _clock() - t0
-            self._hold_total += hold
+            self._hold_total = self._hold_total + hold  # (not +=: one bytecode fewer)
             left = self._left - 1
-            if left:
-                self._left = left
-            else:
+            if not left:  # (the common case falls through: no jump)
                 self._sample(hold)
+            else:
+                self._left = left
         finally:
             self._holder = None
             self._lock.release()  # no call between here and the finally's start: nothing can land
@@ -226,12 +243,12 @@ class Lock:
                 pass
             t0 = self._t0
             hold = _clock() - t0
-            self._hold_total += hold
+            self._hold_total = self._hold_total + hold  # (not +=: one bytecode fewer)
             left = self._left - 1
-            if left:
-                self._left = left
-            else:
+            if not left:  # (the common case falls through: no jump)
                 self._sample(hold)
+            else:
+                self._left = left
         finally:
             self._holder = None
             self._lock.release()
@@ -255,19 +272,22 @@ class Lock:
     def _acquire_general(self, blocking: Any, timeout: Any) -> bool:
         """Any acquire but the plain blocking one: a try, a timed acquire, or bad arguments."""
         _validate(blocking, timeout)
-        held = _current()
+        me = _mine()
         if self._lock.acquire(False):
             trylock = not blocking or timeout == 0
-            self._took(held, not trylock and timeout != -1, edges=not trylock)
+            self._took(me, not trylock and timeout != -1, edges=not trylock)
             return True
         if not blocking or timeout == 0:
             _lockcore.note_failure(self)
             return False
-        return self._contended(held, timeout)
+        return self._contended(me, timeout)
 
-    def _took(self, held: list[int], timed: bool, edges: bool = True, refuse: bool = True) -> None:
-        """Record a take of the real lock (this thread has it); the context goes to the lock core when
-        it is new, or always for a timed take (timed edges are marked) or a try (which adds no edge)."""
+    def _took(self, me: tuple[Any, list[int], Any], timed: bool, edges: bool = True, refuse: bool = True) -> None:
+        """Record a take of the real lock (this thread, whose ``(token, held stack, here)`` is ``me``, has
+        it); the context goes to the lock core when it is new, or always for a timed take (timed edges
+        are marked) or a try (which adds no edge)."""
+        held = me[1]
+        self._me = me  # before the holder: RLock's ownership test reads them in that order
         self._holder = held
         ctx_known = not timed and edges and held == self._ctx
         held.append(self._key)
@@ -280,8 +300,10 @@ class Lock:
             return  # a try: no edge into it, nothing to cache
         self._context_changed(held, timed, edges, refuse)
 
-    def _took_waited(self, held: list[int], count: int) -> None:
+    def _took_waited(self, me: tuple[Any, list[int], Any], count: int) -> None:
         """Record a take that had to wait (its order edges were recorded before it blocked)."""
+        held = me[1]
+        self._me = me
         self._holder = held
         held.append(self._key)
         self._t0 = _clock()
@@ -297,10 +319,11 @@ class Lock:
         self._holder = None
         self._lock.release()
 
-    def _contended(self, held: list[int], timeout: float, count: int = 1, refuse: bool = True) -> bool:
+    def _contended(self, me: tuple[Any, list[int], Any], timeout: float, count: int = 1, refuse: bool = True) -> bool:
         """The real lock is taken: wait for it with the stdlib's own wait, measured: up to
-        ``wait_long_threshold``, then (reported once) the rest; ``count`` is the recursion level an RLock
-        takes it at."""
+        ``wait_long_threshold``, then (reported once) the rest; ``me`` is this thread's ``(token, held
+        stack, here)``, ``count`` the recursion level an RLock takes it at."""
+        held = me[1]
         holder = self._holder
         wait, first = _lockcore.begin_wait(self, held, timeout, _threads.ident_of(holder), holder is held, refuse)
         got = None
@@ -310,7 +333,7 @@ class Lock:
             if not got and first != timeout:
                 got = self._lock.acquire(True, _lockcore.wait_long(self, wait))
             if got:
-                self._took_waited(held, count)
+                self._took_waited(me, count)
                 recorded = True
         except BaseException:
             if recorded:
@@ -360,11 +383,11 @@ class Lock:
 
     def _acquire_restore(self, state: Any) -> None:
         # Condition.wait must return holding its lock: an inversion is reported, never refused here.
-        held = _current()
+        me = _mine()
         if self._lock.acquire(False):
-            self._took(held, False, refuse=False)
+            self._took(me, False, refuse=False)
         else:
-            self._contended(held, -1, refuse=False)
+            self._contended(me, -1, refuse=False)
 
     def _at_fork_reinit(self) -> None:
         """The child of a fork: the lock is free again (as the stdlib's ``_at_fork_reinit``)."""
@@ -419,14 +442,16 @@ class RLock(Lock):
     """The pure-Python hot path of :class:`tracedthreading.RLock`: re-entries are counted apart and never
     become order edges."""
 
-    # ``_count``: the recursion level (0 whenever the lock is free); only the owner writes it.
-    __slots__ = ("_count",)
+    # ``_extra``: the levels held above the first (0 whenever the lock is free, so a first take writes
+    # nothing); only the owner writes it.
+    __slots__ = ("_extra",)
     _kind = "rlock"
 
     def __init__(self, *, name: str | None = None) -> None:
         self._lock = _allocate_lock()
+        self._me = _NOBODY
         self._holder = None
-        self._count = 0
+        self._extra = 0
         self._key = _next_key()
         self._ctx = None
         self._ctxn = 0
@@ -452,52 +477,27 @@ class RLock(Lock):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, or re-enter it if this thread owns it; returns True when acquired."""
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _current()
-        if self._holder is held:
-            if blocking is not True or timeout != -1:
-                _validate(blocking, timeout)
-            self._count += 1
-            self._reentries += 1
-            return True
-        if blocking is True and timeout == -1:
-            lock = self._lock
-            if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
-                self._holder = held
-                self._count = 1
-                if held:
-                    if held != self._ctx:
-                        held.append(self._key)
-                        self._t0 = _clock()
-                        self._context_changed(held, False)
-                        return True
-                    self._ctxn += 1
-                elif self._ns is None:  # its first take: the lock core registers it
-                    held.append(self._key)
-                    self._t0 = _clock()
-                    self._context_changed(held, False)
-                    return True
-                held.append(self._key)
-                self._t0 = _clock()
+        holder = self._holder  # first, then _me: a thread that takes it writes _me, then _holder
+        me = self._me
+        token, held, _ = me
+        if token._is_owned():  # this thread took it last: it owns it while a holder is recorded
+            if holder is not None:
+                if blocking is not True or timeout != -1:
+                    _validate(blocking, timeout)
+                self._extra += 1
+                self._reentries += 1
                 return True
-            return self._contended(held, -1)
-        return self._acquire_general(blocking, timeout)
-
-    def __enter__(self) -> bool:
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _current()
-        if self._holder is held:
-            self._count += 1
-            self._reentries += 1
-            return True
-        lock = self._lock
-        if self._holder is None and lock.acquire() or lock.acquire(False):  # see "Fast path"
+        else:
+            try:
+                me = _tls.me
+            except AttributeError:
+                me = _mine()
+            held = me[1]
+        if blocking is not True or timeout != -1:
+            return self._acquire_general(blocking, timeout)
+        if holder is None and self._lock.acquire() or self._lock.acquire(False):  # see "Fast path"
+            self._me = me  # before the holder: the ownership test reads them in that order
             self._holder = held
-            self._count = 1
             if held:
                 if held != self._ctx:
                     held.append(self._key)
@@ -513,20 +513,51 @@ class RLock(Lock):
             held.append(self._key)
             self._t0 = _clock()
             return True
-        return self._contended(held, -1)
+        return self._contended(me, -1)
+
+    def __enter__(self) -> bool:
+        holder = self._holder
+        me = self._me
+        token, held, _ = me
+        if token._is_owned():
+            if holder is not None:
+                self._extra += 1
+                self._reentries += 1
+                return True
+        else:
+            try:
+                me = _tls.me
+            except AttributeError:
+                me = _mine()
+            held = me[1]
+        if holder is None and self._lock.acquire() or self._lock.acquire(False):  # see "Fast path"
+            self._me = me
+            self._holder = held
+            if held:
+                if held != self._ctx:
+                    held.append(self._key)
+                    self._t0 = _clock()
+                    self._context_changed(held, False)
+                    return True
+                self._ctxn += 1
+            elif self._ns is None:  # its first take: the lock core registers it
+                held.append(self._key)
+                self._t0 = _clock()
+                self._context_changed(held, False)
+                return True
+            held.append(self._key)
+            self._t0 = _clock()
+            return True
+        return self._contended(me, -1)
 
     def release(self) -> None:
         """Leave one level; the final level releases. ``RuntimeError`` if this thread does not own it."""
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _NO_STACK
-        if self._holder is not held:
+        held = self._holder  # first, then _me (see "Fast path")
+        if held is None or self._me[2] is not _here.__dict__:  # no call: nothing can land in between
             msg = "cannot release un-acquired lock"
             raise RuntimeError(msg)
-        count = self._count
-        if count > 1:
-            self._count = count - 1
+        if self._extra:
+            self._extra -= 1
             return
         try:
             try:
@@ -535,30 +566,25 @@ class RLock(Lock):
                 pass
             t0 = self._t0
             hold = _clock() - t0
-            self._hold_total += hold
+            self._hold_total = self._hold_total + hold  # (not +=: one bytecode fewer)
             left = self._left - 1
-            if left:
-                self._left = left
-            else:
+            if not left:  # (the common case falls through: no jump)
                 self._sample(hold)
+            else:
+                self._left = left
         finally:
-            self._count = 0
             self._holder = None
             self._lock.release()
         if hold > self._cap:
             _lockcore.past_cap(self, hold, t0, held)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            held = _tls.held
-        except AttributeError:
-            held = _NO_STACK
-        if self._holder is not held:
+        held = self._holder  # first, then _me (see "Fast path")
+        if held is None or self._me[2] is not _here.__dict__:  # no call: nothing can land in between
             msg = "cannot release un-acquired lock"
             raise RuntimeError(msg)
-        count = self._count
-        if count > 1:
-            self._count = count - 1
+        if self._extra:
+            self._extra -= 1
             return
         try:
             try:
@@ -567,45 +593,30 @@ class RLock(Lock):
                 pass
             t0 = self._t0
             hold = _clock() - t0
-            self._hold_total += hold
+            self._hold_total = self._hold_total + hold  # (not +=: one bytecode fewer)
             left = self._left - 1
-            if left:
-                self._left = left
-            else:
+            if not left:  # (the common case falls through: no jump)
                 self._sample(hold)
+            else:
+                self._left = left
         finally:
-            self._count = 0
             self._holder = None
             self._lock.release()
         if hold > self._cap:
             _lockcore.past_cap(self, hold, t0, held)
 
-    def _acquire_general(self, blocking: Any, timeout: Any) -> bool:
-        _validate(blocking, timeout)
-        held = _current()
-        if self._lock.acquire(False):
-            trylock = not blocking or timeout == 0
-            self._took(held, not trylock and timeout != -1, edges=not trylock)
-            return True
-        if not blocking or timeout == 0:
-            _lockcore.note_failure(self)
-            return False
-        return self._contended(held, timeout)
-
-    def _took(self, held: list[int], timed: bool, edges: bool = True, refuse: bool = True) -> None:
-        self._count = 1
-        super()._took(held, timed, edges, refuse)
-
-    def _took_waited(self, held: list[int], count: int) -> None:
+    def _took_waited(self, me: tuple[Any, list[int], Any], count: int) -> None:
+        held = me[1]
+        self._extra = count - 1
+        self._me = me  # before the holder: the ownership test reads them in that order
         self._holder = held
-        self._count = count
         held.append(self._key)
         self._t0 = _clock()
         if self._ns is None:
             _lockcore.activate(self)
 
     def _undo(self, held: list[int]) -> None:
-        self._count = 0
+        self._extra = 0
         super()._undo(held)
 
     def locked(self) -> bool:
@@ -613,35 +624,39 @@ class RLock(Lock):
         return self._lock.locked()
 
     def _is_owned(self) -> bool:
-        holder = self._holder
-        return holder is not None and holder is getattr(_tls, "held", _NO_STACK)
+        # The holder first: a thread that takes it writes _me, then _holder (see "Fast path").
+        return self._holder is not None and self._me[2] is _here.__dict__
 
     def _recursion_count(self) -> int:
-        return self._count if self._is_owned() else 0
+        return self._extra + 1 if self._is_owned() else 0
+
+    def _recursion_count_any(self) -> int:
+        """The recursion level whichever thread holds it (0 when free)."""
+        return self._extra + 1 if self._holder is not None else 0
 
     def _release_save(self) -> tuple[int, int]:
         """Release every level at once (``Condition.wait``); returns what ``_acquire_restore`` needs."""
         if not self._is_owned():
             msg = "cannot release un-acquired lock"
             raise RuntimeError(msg)
-        state = (self._count, _get_ident())
-        self._count = 1
+        state = (self._extra + 1, _get_ident())
+        self._extra = 0
         self.release()
         return state
 
     def _acquire_restore(self, state: tuple[int, int]) -> None:
         # Condition.wait must return holding its lock: an inversion is reported, never refused here.
         count = state[0]
-        held = _current()
+        me = _mine()
         if self._lock.acquire(False):
-            self._took(held, False, refuse=False)
-            self._count = count
+            self._took(me, False, refuse=False)
+            self._extra = count - 1
         else:
-            self._contended(held, -1, count, refuse=False)
+            self._contended(me, -1, count, refuse=False)
 
     def _at_fork_reinit(self) -> None:
         super()._at_fork_reinit()
-        self._count = 0
+        self._extra = 0
 
     def _tt_owner(self) -> int | None:
         return _threads.ident_of(self._holder)

@@ -48,12 +48,13 @@ class Held:
 
     # Invariant on ``stack``: only the owning thread appends; any thread may remove a key it releases
     # (Lock allows release by another thread), with one list call, atomic under the GIL.
-    __slots__ = ("__weakref__", "ident", "name", "stack", "waiting")
+    __slots__ = ("__weakref__", "ident", "name", "stack", "token", "waiting")
 
-    def __init__(self, ident: int, stack: list[int]) -> None:
+    def __init__(self, ident: int, stack: list[int], token: Any = None) -> None:
         self.ident = ident
         self.name = ""  # the thread's name when first seen: outlives threading's registry entry
         self.stack = stack
+        self.token = token  # the thread's token (see :data:`NOBODY`), taken by the thread while it lives
         self.waiting: int | None = None  # the key of the traced primitive this thread is blocked on
 
     def __repr__(self) -> str:
@@ -61,6 +62,16 @@ class Held:
 
 
 tls = _thread._local()
+#: ``here.__dict__`` is the calling thread's own (empty) dict: an identity test without a call (Python
+#: checks for signals after calls), for a pure RLock's release. Kept apart from :data:`tls`, whose dict
+#: holds the thread's exit watch, so that a lock remembering a dead thread's dict keeps nothing alive.
+here = _thread._local()
+#: A thread's ``(token, held stack, here.__dict__)``, in ``tls.me``. The token is a stdlib
+#: ``_thread.RLock`` the thread takes when its stack is made and gives back when it ends (a fork's child
+#: frees every other thread's), so ``token._is_owned()`` is a cheap, allocation-free "is this that
+#: thread?". The pure-Python locks cache the triple of the thread that took them last (one tuple: read
+#: and written atomically). :data:`NOBODY` is no thread's, ever.
+NOBODY: tuple[Any, list[int], dict[str, Any]] = (_thread.RLock(), [], {})
 # Every live thread's record, for deadlock reports and fork handling (weak: a finished thread's goes).
 _all: weakref.WeakValueDictionary[int, Held] = weakref.WeakValueDictionary()
 _all_lock = _thread.RLock()
@@ -80,13 +91,25 @@ def current() -> list[int]:
         return _new()
 
 
+def me() -> tuple[Any, list[int], dict[str, Any]]:
+    """The calling thread's ``(token, held stack, here.__dict__)`` (see :data:`NOBODY`), made on first use."""
+    try:
+        return tls.me  # type: ignore[no-any-return]
+    except AttributeError:
+        _new()
+        return tls.me  # type: ignore[no-any-return]
+
+
 def _new() -> list[int]:
     ident = _thread.get_ident()
     stack: list[int] = []
-    record = Held(ident, stack)
+    token = _thread.RLock()
+    token.acquire()
+    record = Held(ident, stack, token)
     record.name = thread_name(ident)
     _records[id(stack)] = record
     tls.held = stack
+    tls.me = (token, stack, here.__dict__)
     tls.exit_watch = _ExitWatch(record)
     with _all_lock:
         _all[ident] = record
@@ -166,6 +189,14 @@ class _ExitWatch:
                 _sys: Any = sys, _ignored: Any = BaseException) -> None:
         try:
             record = self.record
+            token = record.token
+            try:
+                token.release()  # first: this thread's id may be reused once it has ended
+            except _ignored:  # run by another thread (a fork's child, finalization): the owner is gone
+                try:
+                    token._at_fork_reinit()
+                except _ignored:  # noqa: S110 - no token (a record made by hand)
+                    pass
             stack = record.stack
             keys = _holding(stack)
             if not keys:
@@ -291,10 +322,13 @@ def _after_fork_in_child() -> None:
     ident = _thread.get_ident()
     stack = getattr(tls, "held", None)
     _all.clear()
+    for record in list(_records.values()):  # every other thread is gone: its id may be reused now
+        if record.stack is not stack and record.token is not None:
+            record.token._at_fork_reinit()
     if stack is not None:
         record = _records.get(id(stack))
         if record is None:
-            record = _records[id(stack)] = Held(ident, stack)
+            record = _records[id(stack)] = Held(ident, stack, getattr(tls, "me", (None,))[0])
         record.ident = ident
         record.waiting = None
         _all[ident] = record
