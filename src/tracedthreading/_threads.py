@@ -1,9 +1,10 @@
 """Per-thread tracer state: the stack of held traced locks, and what the thread is blocked on.
 
 Each thread has one held stack for its whole life: a plain ``list`` of lock keys, outermost first
-(pushing and popping cost one C call). The pure-Python locks find it in :data:`tls`, the C locks in the
-thread state's dict; both hold the same list, made by :func:`current`. A lock remembers its holder's
-stack, so "does this thread hold it" is an identity test. The rest of what the tracer knows of a thread
+(pushing and popping cost one C call). The C locks find it in the thread state's dict, the pure-Python
+locks in :data:`tls` (``tls.me``, with the thread's token, see :data:`NOBODY`), mostly through the copy
+a lock keeps of its last taker's; all hold the same list, made by :func:`current`. A lock remembers its
+holder's stack, so "does this thread hold it" is an identity test. The rest of what the tracer knows of a thread
 (its id, its name, the lock it is blocked on) is its :class:`Held` record, found from the stack with
 :func:`record_of`: only slow paths need it.
 
@@ -63,7 +64,7 @@ class Held:
 
 tls = _thread._local()
 #: ``here.__dict__`` is the calling thread's own (empty) dict: an identity test without a call (Python
-#: checks for signals after calls), for a pure RLock's release. Kept apart from :data:`tls`, whose dict
+#: checks for signals after calls), for a pure RLock's ownership tests (its release, ``_is_owned``). Kept apart from :data:`tls`, whose dict
 #: holds the thread's exit watch, so that a lock remembering a dead thread's dict keeps nothing alive.
 here = _thread._local()
 #: A thread's ``(token, held stack, here.__dict__)``, in ``tls.me``. The token is a stdlib
