@@ -65,6 +65,28 @@ def test_public_classes_are_the_c_ones_when_built() -> None:
         assert "pure Python" in _cext.describe()
 
 
+def test_an_extension_built_from_other_sources_is_not_used() -> None:
+    """A ``_speedups`` left from an older build (an editable install not rebuilt) does not match the
+    Python code: the pure path runs, and the one-line notice says why and what to do."""
+    script = (
+        "import sys, types\n"
+        "stale = types.ModuleType('tracedthreading._speedups')\n"
+        "stale.API = 1\n"
+        "sys.modules['tracedthreading._speedups'] = stale\n"
+        "import tracedthreading\n"
+        "from tracedthreading import _cext, _primitives\n"
+        "assert tracedthreading.Lock is _primitives.PyLock, tracedthreading.Lock\n"
+        "print(_cext.describe())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRACEDTHREADING_PURE_PYTHON"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "lock hot path: pure Python (the C extension was built from other sources (API 1, this code needs "
+        f"{_cext.API}): reinstall to rebuild it)"
+    )
+
+
 # -- the real lock underneath ---------------------------------------------------------------------
 
 
@@ -352,6 +374,91 @@ def test_unused_locks_are_collected_without_a_trace(factory: type) -> None:
     for _ in range(10_000):
         factory()
     assert (len(_stats._live), len(_stats._dead_locks), len(_stats._dead)) == before
+
+
+@IMPLS
+def test_dead_locks_of_a_name_add_up_exactly_whatever_way_they_died(factory: type) -> None:
+    """1,000 locks of one name, each taken twice (an RLock once more, re-entered) and dropped; one dropped
+    while held; one with a failed try (a rare counter). The name's row counts every instance,
+    acquisition and re-entry. On the C path the common deaths add up in C: together they queue one
+    record until the fold, however many die."""
+    rlock = is_rlock(factory)
+    gc.collect()
+    _stats.drain()
+    queued = len(_stats._dead_locks)
+    for _ in range(1_000):
+        lock = factory(name="churned")
+        for _ in range(2):
+            with lock:
+                if rlock:
+                    with lock:
+                        pass
+    del lock
+    gc.collect()
+    if factory in (_primitives.CLock, _primitives.CRLock):
+        assert len(_stats._dead_locks) == queued + 1
+    held = factory(name="churned")
+    held.acquire()
+    del held  # dropped while held: legal, and counted
+    tried = factory(name="churned")
+    with tried:
+        tried_again = threading_other_thread_try(tried)
+    del tried
+    gc.collect()
+    row = tracedthreading.snapshot().lock("churned", factory._kind)
+    assert tried_again is False
+    assert (row.instances, row.acquisitions) == (1_002, 2_002)
+    assert row.reentries == (2_000 if rlock else 0)
+    assert row.failures == 1 and row.hold_total > 0
+
+
+def threading_other_thread_try(lock: Any) -> bool:
+    """``lock.acquire(False)`` from another thread (joined, bounded): what it returned."""
+    got: list[bool] = []
+    thread = std.Thread(target=lambda: got.append(lock.acquire(False)))
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    return got[0]
+
+
+@IMPLS
+def test_a_reset_drops_what_dead_locks_left_unfolded(factory: type) -> None:
+    """Locks that died before a reset leave nothing behind it, even those that had not been folded yet;
+    those that die after it count from zero."""
+    for _ in range(50):
+        with factory(name="before-reset"):
+            pass
+    gc.collect()  # dead, not folded: a drain comes with the snapshot
+    tracedthreading.reset()
+    for _ in range(3):
+        with factory(name="before-reset"):
+            pass
+    gc.collect()
+    row = tracedthreading.snapshot().lock("before-reset", factory._kind)
+    assert (row.instances, row.acquisitions) == (3, 3)
+
+
+@IMPLS
+def test_a_new_lock_of_a_name_starts_from_the_names_current_maximum(factory: type) -> None:
+    """A release longer than its name's maximum hold goes to the slow path, which records the new
+    maximum; a lock of that name made afterwards takes it as its cap (the C path caches the name it
+    last saw: a new maximum, or a reset, must reach it), so shorter holds stay on the fast path."""
+    first = factory(name="capped")
+    with first:
+        pass
+    with first:
+        time.sleep(0.03)
+    assert first._ns.hold_max >= 0.03
+    later = factory(name="capped")
+    with later:
+        cap = later._cap  # as its first take set it (a release past it would set it again)
+    assert cap == pytest.approx(first._ns.hold_max)
+    tracedthreading.reset()
+    after_reset = factory(name="capped")
+    with after_reset:
+        cap = after_reset._cap
+    assert cap == 0.0
 
 
 @IMPLS

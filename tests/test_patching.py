@@ -49,6 +49,44 @@ def test_factories_build_traced_primitives_named_after_the_caller(name: str) -> 
     assert made.trace_name == f"{__name__}:{line}"
 
 
+def test_one_line_run_in_two_modules_names_each_after_its_module() -> None:
+    """The stand-ins cache a site's name per code object and instruction: the same code run with two
+    modules' globals (``exec``) still names what it makes after each module, and each line of a loop
+    body after its own line."""
+    code = compile("made = [threading.Condition() for _ in range(3)]\nlast = threading.Semaphore()\n",
+                   "<sites>", "exec")
+    names = []
+    with tracedthreading.patched():
+        for module in ("first_module", "second_module", "first_module"):
+            namespace = {"__name__": module, "threading": threading}
+            exec(code, namespace)
+            names.append(([c.trace_name for c in namespace["made"]], namespace["last"].trace_name))
+    assert names == [
+        (["first_module:1"] * 3, "first_module:2"),
+        (["second_module:1"] * 3, "second_module:2"),
+        (["first_module:1"] * 3, "first_module:2"),
+    ]
+
+
+def test_a_stand_in_takes_positional_and_keyword_arguments_as_the_stdlib_does() -> None:
+    """Arguments reach the traced class as given (the name is added as a keyword); a bad one raises the
+    stdlib's error; ``name=`` given by the caller wins over the site's."""
+    with tracedthreading.patched():
+        lock = threading.Lock()
+        condition, condition_line = threading.Condition(lock), _line()
+        by_keyword = threading.Condition(lock=lock)
+        semaphore = threading.BoundedSemaphore(value=3, name="pool")
+        barrier = threading.Barrier(2, None, 5.0)
+        with pytest.raises(ValueError, match="semaphore initial value must be >= 0"):
+            threading.Semaphore(-1)
+        with pytest.raises(TypeError):
+            threading.Event(1)  # type: ignore[call-arg]
+    assert condition._lock is lock and by_keyword._lock is lock
+    assert (semaphore.trace_name, semaphore._value) == ("pool", 3)
+    assert (barrier.parties, barrier._timeout) == (2, 5.0)
+    assert condition.trace_name == f"{__name__}:{condition_line}"
+
+
 def test_explicit_name_is_kept() -> None:
     """A ``name=`` given to the patched factory is passed through."""
     with tracedthreading.patched():

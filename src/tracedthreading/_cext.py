@@ -14,6 +14,8 @@ from types import ModuleType
 __all__ = ["describe", "speedups"]
 
 _FORCED = os.environ.get("TRACEDTHREADING_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on")
+#: The interface this Python code needs of the extension (``API`` in _speedups.c): an older build fails it.
+API = 3
 
 speedups: ModuleType | None
 _why: str
@@ -30,6 +32,10 @@ else:
         speedups, _why = None, f"the C extension cannot be loaded: {exc}"
     else:
         _why = ""
+        built = getattr(speedups, "API", 1)
+        if built != API:
+            speedups, _why = None, (f"the C extension was built from other sources (API {built}, this code "
+                                    f"needs {API}): reinstall to rebuild it")
 
 
 def describe() -> str:

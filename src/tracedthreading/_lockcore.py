@@ -100,6 +100,7 @@ def past_cap(lock: Any, hold: float, start: float, owner: Any) -> None:
     if shared is not None and hold > shared.hold_max:
         with _stats.lock:
             shared.hold_max = max(shared.hold_max, hold)
+        _stats.names_changed()  # new locks of this name start from the new maximum
     lock._cap = cap_for(shared)
     if _trace.active:
         tid = owner if isinstance(owner, int) else _threads.ident_of(owner)

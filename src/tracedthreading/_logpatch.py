@@ -198,6 +198,7 @@ def _forget_own_take(traced: Any, ident: Any) -> None:
         if ident is not None:
             with _stats.lock:
                 _stats._name_stats.pop(ident, None)
+            _stats.names_changed()
 
 
 # -- handler names -----------------------------------------------------------------------------------

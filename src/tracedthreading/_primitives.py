@@ -170,6 +170,7 @@ if _cext.speedups is not None:
     _presented(CRLock, "RLock")
     _add_aliases(CLock, _thread.LockType)
     _add_aliases(CRLock, _thread.RLock)
+    _cext.speedups._fast_classes(CLock, CRLock)  # Lock(name=...) without a dict of keywords (see _speedups.c)
     Lock: type = CLock
     RLock: type = CRLock
 else:

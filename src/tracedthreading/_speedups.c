@@ -33,6 +33,10 @@
 #error "tracedthreading needs Python 3.10 or newer"
 #endif
 
+/* What the Python side expects of this module (tracedthreading._cext.API): a build from older sources
+   left in place (an editable install not rebuilt) is not loaded, the pure-Python path runs instead. */
+#define SPEEDUPS_API 3
+
 /* -- hooks into the Python side (set once by _setup) ------------------------------------------ */
 
 static PyObject *hook_current;      /* _threads.current(): the calling thread's held stack */
@@ -59,7 +63,8 @@ static double held_long_s = 1.0;    /* held_long_threshold in seconds (inf: none
 static int tracing;                 /* a timeline trace is recorded: every hold goes to past_cap */
 static PyObject *validate_factory;  /* _thread.allocate_lock: a real lock's acquire() checks arguments */
 static PyObject *held_key;          /* key of the held stack in the thread state's dict */
-static PyObject *str_hist, *str_acquire, *str_name, *str_hold_max;
+static PyObject *str_hist, *str_acquire, *str_name, *str_hold_max, *str_tally;
+static PyObject *str_name_kw;  /* "name", the keyword */
 static PyObject *zero;
 static PyObject *str_lock, *str_rlock;
 static unsigned long long next_key_value;
@@ -99,6 +104,7 @@ typedef struct {
     int64_t cap;                /* ns: a longer hold calls past_cap */
     PyObject *ns;               /* the name's NameStats (set by _lockcore.activate), or NULL */
     PyObject *hist;             /* ns.hist, the name's hold histogram (a list of ints) */
+    PyObject *tally;            /* ns.tally, where the name's dead locks add up (a Tally), or NULL */
     PyObject *rare;             /* _stats.Counters of the rare events, or NULL */
     PyObject *tname;            /* explicit name (str), or NULL */
     PyObject *module;           /* creation site: module name (str), or NULL */
@@ -315,17 +321,163 @@ registry_remove(unsigned long long key)
     }
 }
 
-static int
-set_name_stats(TLock *self, PyObject *shared)
+/* -- a name's tally of its dead locks -----------------------------------------------------------
+   A used lock that dies adds its counters here, in C, instead of queueing a record of its own for
+   _stats to fold in Python: a program making a lock per object (every Future's Condition) pays a few
+   additions per death. The first death since the tally was last taken queues one record carrying the
+   tally, so the fold keeps the order names first died in; _stats takes the sums (and zeroes them) as
+   it folds. Only the rare deaths (held, or with rare counters) still queue records of their own. */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t deaths;
+    int64_t acquisitions;
+    int64_t hold_total;
+    int64_t reentries;
+    char queued;   /* a record carrying this tally waits in _stats._dead_locks */
+} Tally;
+
+static PyTypeObject TallyType;
+
+static PyObject *
+tally_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *hist = PyObject_GetAttr(shared, str_hist);
-    if (hist == NULL) {
-        return -1;
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Tally() takes no arguments");
+        return NULL;
     }
+    return type->tp_alloc(type, 0);  /* zeroed */
+}
+
+/* take() -> (deaths, acquisitions, hold_total_ns, reentries): the sums since the last take, zeroed at
+   once (no Python code runs in between, so a lock dying meanwhile is in this take or the next). */
+static PyObject *
+tally_take(Tally *self, PyObject *unused)
+{
+    PyObject *sums = Py_BuildValue("(LLLL)", (long long)self->deaths, (long long)self->acquisitions,
+                                   (long long)self->hold_total, (long long)self->reentries);
+    if (sums == NULL) {
+        return NULL;
+    }
+    self->deaths = self->acquisitions = self->hold_total = self->reentries = 0;
+    self->queued = 0;
+    return sums;
+}
+
+static PyObject *
+tally_repr(Tally *self)
+{
+    return PyUnicode_FromFormat("<Tally deaths=%lld acquisitions=%lld hold_total=%lld reentries=%lld>",
+                                (long long)self->deaths, (long long)self->acquisitions,
+                                (long long)self->hold_total, (long long)self->reentries);
+}
+
+static PyMethodDef tally_methods[] = {
+    {"take", (PyCFunction)tally_take, METH_NOARGS,
+     "take() -> (deaths, acquisitions, hold_total_ns, reentries) since the last take; zeroes them."},
+    {NULL},
+};
+
+static PyTypeObject TallyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracedthreading._speedups.Tally",
+    .tp_basicsize = sizeof(Tally),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Where the dead C locks of one name add up their counters until _stats folds them.",
+    .tp_methods = tally_methods,
+    .tp_repr = (reprfunc)tally_repr,
+    .tp_new = tally_new,
+};
+
+static int
+set_name_stats(TLock *self, PyObject *shared, PyObject *hist, PyObject *tally)
+{
+    if (tally != NULL && !Py_IS_TYPE(tally, &TallyType)) {
+        tally = NULL;  /* None (a NameStats made without the extension): deaths queue records */
+    }
+    Py_INCREF(hist);
     Py_XSETREF(self->hist, hist);
+    Py_XINCREF(tally);
+    Py_XSETREF(self->tally, tally);
     Py_INCREF(shared);
     Py_XSETREF(self->ns, shared);
     return 0;
+}
+
+static void
+clear_name_stats(TLock *self)
+{
+    Py_CLEAR(self->hist);
+    Py_CLEAR(self->tally);
+    Py_CLEAR(self->ns);
+}
+
+/* ns.tally into *tally (a new reference), or NULL when it has none (then deaths queue records). */
+static int
+get_tally(PyObject *shared, PyObject **tally)
+{
+    *tally = PyObject_GetAttr(shared, str_tally);
+    if (*tally == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* The name last activated, with what activate() read from its NameStats: a program making many locks
+   of one name (a Future's Condition, under the patch, is always named after its creation site) finds
+   them without building and hashing the tuple key. Strong references, compared by identity. _stats
+   drops it (names_changed()) whenever a name's statistics are replaced, removed or reset, a name's
+   maximum grows, or before it counts references to tell whether a name is alive. */
+static struct {
+    PyObject *tname;   /* the explicit name, or NULL */
+    PyObject *module;  /* else the creation site's module... */
+    int line;          /* ...and line */
+    char rlock;
+    PyObject *ns, *hist, *tally;  /* ns == NULL: empty */
+    double high;
+} last_name;
+
+static void
+forget_last_name(void)
+{
+    PyObject *tname = last_name.tname, *module = last_name.module, *ns = last_name.ns;
+    PyObject *hist = last_name.hist, *tally = last_name.tally;
+    memset(&last_name, 0, sizeof(last_name));
+    Py_XDECREF(tname);
+    Py_XDECREF(module);
+    Py_XDECREF(ns);
+    Py_XDECREF(hist);
+    Py_XDECREF(tally);
+}
+
+static inline int
+is_last_name(TLock *self)
+{
+    if (last_name.ns == NULL || last_name.rlock != self->rlock) {
+        return 0;
+    }
+    if (self->tname != NULL) {
+        return last_name.tname == self->tname;
+    }
+    return last_name.tname == NULL && self->module != NULL && last_name.module == self->module
+           && last_name.line == self->line;
+}
+
+static void
+remember_last_name(TLock *self, double high)
+{
+    forget_last_name();
+    last_name.tname = Py_XNewRef(self->tname);
+    last_name.module = self->tname == NULL ? Py_XNewRef(self->module) : NULL;
+    last_name.line = self->line;
+    last_name.rlock = self->rlock;
+    last_name.hist = Py_NewRef(self->hist);
+    last_name.tally = Py_XNewRef(self->tally);
+    last_name.high = high;
+    last_name.ns = Py_NewRef(self->ns);
 }
 
 /* The cap of a lock whose name's maximum is ``high`` seconds: see _lockcore.cap_for. */
@@ -344,6 +496,15 @@ cap_for(double high)
 static int
 activate(TLock *self)
 {
+    if (is_last_name(self)) {
+        set_name_stats(self, last_name.ns, last_name.hist, last_name.tally);
+        if (registry_add(self) < 0) {
+            clear_name_stats(self);
+            return -1;
+        }
+        self->cap = cap_for(last_name.high);
+        return 0;
+    }
     PyObject *ident = self->tname != NULL
         ? PyTuple_Pack(4, self->tname, Py_None, zero, self->rlock ? str_rlock : str_lock)
         : NULL;
@@ -372,15 +533,30 @@ activate(TLock *self)
         }
     }
     Py_DECREF(ident);
+    /* Everything read before anything is set: a failure (a signal's exception) leaves no half activation. */
     PyObject *high_obj = PyObject_GetAttr(shared, str_hold_max);
     double high = high_obj != NULL ? PyFloat_AsDouble(high_obj) : -1.0;
     Py_XDECREF(high_obj);
-    if ((high == -1.0 && PyErr_Occurred()) || set_name_stats(self, shared) < 0 || registry_add(self) < 0) {
+    PyObject *hist = NULL, *tally = NULL;
+    if ((high == -1.0 && PyErr_Occurred())
+        || (hist = PyObject_GetAttr(shared, str_hist)) == NULL
+        || get_tally(shared, &tally) < 0) {
+        Py_XDECREF(hist);
         Py_DECREF(shared);
         return -1;
     }
+    set_name_stats(self, shared, hist, tally);
+    Py_DECREF(hist);
+    Py_XDECREF(tally);
     Py_DECREF(shared);
+    if (registry_add(self) < 0) {
+        clear_name_stats(self);
+        return -1;
+    }
     self->cap = cap_for(high);
+    if (self->tname != NULL || self->module != NULL) {
+        remember_last_name(self, high);
+    }
     return 0;
 }
 
@@ -811,6 +987,22 @@ tlock_enter(TLock *self, PyObject *unused)
 
 /* Count one hold into the name's histogram: bucket = bit length of the hold in ns. Returns 1 when the
    histogram is too short (the caller grows it through Python once the lock is released). */
+/* int.bit_length() of a duration: its histogram bucket. */
+static inline Py_ssize_t
+bit_length(uint64_t value)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return value ? 64 - __builtin_clzll(value) : 0;
+#else
+    Py_ssize_t bits = 0;
+    while (value) {
+        bits++;
+        value >>= 1;
+    }
+    return bits;
+#endif
+}
+
 static int
 count_hold(TLock *self, int64_t hold)
 {
@@ -818,12 +1010,7 @@ count_hold(TLock *self, int64_t hold)
     if (hist == NULL) {
         return 0;
     }
-    uint64_t value = hold > 0 ? (uint64_t)hold : 0;
-    Py_ssize_t bucket = 0;
-    while (value) {
-        bucket++;
-        value >>= 1;
-    }
+    Py_ssize_t bucket = bit_length(hold > 0 ? (uint64_t)hold : 0);
     if (bucket >= 64) {
         bucket = 63;
     }
@@ -1066,21 +1253,10 @@ tlock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-/* __init__(*, name=None): the name, or the creation site (the caller's module and line). */
+/* The name (NULL or None: the creation site, the caller's module and line). */
 static int
-tlock_init(TLock *self, PyObject *args, PyObject *kwargs)
+set_identity(TLock *self, PyObject *name)
 {
-    PyObject *name = NULL;
-    if (PyTuple_GET_SIZE(args) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s() takes no positional arguments", Py_TYPE(self)->tp_name);
-        return -1;
-    }
-    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
-        if (PyDict_GET_SIZE(kwargs) != 1 || (name = PyDict_GetItemString(kwargs, "name")) == NULL) {
-            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument", Py_TYPE(self)->tp_name);
-            return -1;
-        }
-    }
     if (name != NULL && name != Py_None) {
         if (!PyUnicode_Check(name)) {
             PyErr_Format(PyExc_TypeError, "name must be a str, got %s", Py_TYPE(name)->tp_name);
@@ -1127,6 +1303,54 @@ tlock_init(TLock *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
+/* __init__(*, name=None) */
+static int
+tlock_init(TLock *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *name = NULL;
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no positional arguments", Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        if (PyDict_GET_SIZE(kwargs) != 1 || (name = PyDict_GetItemWithError(kwargs, str_name_kw)) == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument", Py_TYPE(self)->tp_name);
+            }
+            return -1;
+        }
+    }
+    return set_identity(self, name);
+}
+
+/* Lock(*, name=None) for the public classes themselves (set as their tp_vectorcall by _fast_classes):
+   what tlock_new and tlock_init do, without building a dict of keywords or looking __init__ up. A
+   subclass is built the usual way (tp_vectorcall is not inherited). */
+static PyObject *
+tlock_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyTypeObject *cls = (PyTypeObject *)type;
+    PyObject *name = NULL;
+    if (PyVectorcall_NARGS(nargsf) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no positional arguments", cls->tp_name);
+        return NULL;
+    }
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+        PyObject *keyword = PyTuple_GET_ITEM(kwnames, 0);
+        if (PyTuple_GET_SIZE(kwnames) != 1
+            || (keyword != str_name_kw && PyUnicode_CompareWithASCIIString(keyword, "name") != 0)) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument", cls->tp_name);
+            return NULL;
+        }
+        name = args[0];
+    }
+    PyObject *self = tlock_new(cls, NULL, NULL);
+    if (self != NULL && set_identity((TLock *)self, name) < 0) {
+        Py_CLEAR(self);
+    }
+    return self;
+}
+
 /* (key, name, module, line, kind, held, completed holds, hold total ns, rare, reentries): the record
    _stats.retire_lock takes, built item by item (a Py_BuildValue format is parsed on every call). */
 static PyObject *
@@ -1161,6 +1385,22 @@ retire_record(TLock *self, int held)
     return record;
 }
 
+/* The record queued for a name's tally: (tally, name, module, line, kind, False, 0, 0, None, 0); the
+   fold takes the tally's sums in place of the zeros. */
+static PyObject *
+tally_record(TLock *self)
+{
+    PyObject *line = PyLong_FromLong(self->line);
+    if (line == NULL) {
+        return NULL;
+    }
+    PyObject *record = PyTuple_Pack(10, self->tally, self->tname ? self->tname : Py_None,
+                                    self->module ? self->module : Py_None, line,
+                                    self->rlock ? str_rlock : str_lock, Py_False, zero, zero, Py_None, zero);
+    Py_DECREF(line);
+    return record;
+}
+
 static void
 tlock_dealloc(TLock *self)
 {
@@ -1180,10 +1420,27 @@ tlock_dealloc(TLock *self)
            does), and its order-graph node, if it has one, is dropped. Never raises, never blocks. */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
-        PyObject *record = retire_record(self, holder != NULL);
-        if (record != NULL) {
-            (void)PyList_Append(dead_locks, record);
-            Py_DECREF(record);
+        Tally *tally = (Tally *)self->tally;
+        if (tally != NULL && holder == NULL && self->rare == NULL) {
+            /* The common death: its counters add up in its name's tally (queued once per fold). */
+            tally->deaths++;
+            tally->acquisitions += self->n;
+            tally->hold_total += self->hold_total;
+            tally->reentries += self->reentries;
+            if (!tally->queued) {
+                PyObject *record = tally_record(self);
+                if (record != NULL) {
+                    tally->queued = PyList_Append(dead_locks, record) == 0;
+                    Py_DECREF(record);
+                }
+            }
+        }
+        else {
+            PyObject *record = retire_record(self, holder != NULL);
+            if (record != NULL) {
+                (void)PyList_Append(dead_locks, record);
+                Py_DECREF(record);
+            }
         }
         if (PyDict_Contains(order_names, self->key) == 1) {
             /* With its cached context: the takes counted against it belong to edges into this lock. */
@@ -1209,6 +1466,7 @@ tlock_dealloc(TLock *self)
     Py_CLEAR(self->ctx);
     Py_CLEAR(self->ns);
     Py_CLEAR(self->hist);
+    Py_CLEAR(self->tally);
     Py_CLEAR(self->rare);
     Py_CLEAR(self->tname);
     Py_CLEAR(self->module);
@@ -1289,15 +1547,23 @@ set_ns(TLock *self, PyObject *value, void *c)
     if (no_delete(value) < 0) {
         return -1;
     }
-    PyObject *hist = NULL;
-    if (value != Py_None) {
-        hist = PyObject_GetAttr(value, str_hist);
-        if (hist == NULL) {
-            return -1;
-        }
+    if (value == Py_None) {
+        clear_name_stats(self);
+        return 0;
     }
-    Py_XSETREF(self->hist, hist);
-    return set_object(&self->ns, value, 0);
+    PyObject *hist = PyObject_GetAttr(value, str_hist);
+    if (hist == NULL) {
+        return -1;
+    }
+    PyObject *tally;
+    if (get_tally(value, &tally) < 0) {
+        Py_DECREF(hist);
+        return -1;
+    }
+    set_name_stats(self, value, hist, tally);
+    Py_DECREF(hist);
+    Py_XDECREF(tally);
+    return 0;
 }
 
 static int
@@ -1429,6 +1695,185 @@ static PyTypeObject RLockType = {
     .tp_new = tlock_new,
 };
 
+/* -- the patch's class stand-ins ------------------------------------------------------------------
+   Under tracedthreading.patch(), threading.Condition, Semaphore... are stand-ins whose metaclass
+   (patching._FactoryClass) derives from StandinMeta: calling one builds the traced primitive, named
+   after the calling line, unless the caller is threading itself (or the patch is off), which gets the
+   stdlib's. Every Future makes a Condition this way, so the common case is here, in C: the site's name
+   is cached per (code object, instruction), and only a site not seen before (or one of logging's, whose
+   names depend on more than the line) calls back into patching. A user's subclass of a stand-in is
+   built as usual. */
+
+static PyObject *patch_globals;      /* patching.__dict__: its _active says whether the patch is on */
+static PyObject *threading_globals;  /* threading.__dict__: calls from threading itself build raw objects */
+static PyObject *factories;          /* _factories.current: "Condition" -> the factory to call now */
+static PyObject *hook_site_name;     /* patching._site_name_of(frame) -> str, or None: patching decides */
+static PyObject *hook_dispatch;      /* patching._dispatch(name, original, frame, args, kwargs) */
+static PyObject *str_tt_name, *str_tt_original, *str_active, *kwnames_name;
+
+#define SITE_SLOTS 1024  /* a power of two: bounds the code objects the cache keeps alive */
+typedef struct {
+    PyObject *code;     /* strong: while cached, no other code object can have its address */
+    PyObject *globals;  /* strong, the same way: code exec'd in another module is another site */
+    int lasti;
+    PyObject *name;
+} SiteSlot;
+static SiteSlot sites[SITE_SLOTS];
+
+static inline int
+frame_lasti(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLasti(frame);
+#else
+    return frame->f_lasti;
+#endif
+}
+
+/* The name of what ``frame``'s current instruction creates (a new reference), or None when patching
+   must decide (then nothing is cached). ``globals``: the frame's. */
+static PyObject *
+site_name(PyFrameObject *frame, PyObject *globals)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);  /* new reference */
+    int lasti = frame_lasti(frame);
+    size_t at = ((((uintptr_t)code) >> 4) ^ ((size_t)lasti * 0x9E3779B1u)) & (SITE_SLOTS - 1);
+    if (sites[at].code == (PyObject *)code && sites[at].lasti == lasti && sites[at].globals == globals) {
+        Py_DECREF(code);
+        return Py_NewRef(sites[at].name);
+    }
+    PyObject *name = PyObject_CallOneArg(hook_site_name, (PyObject *)frame);
+    if (name == NULL || !PyUnicode_CheckExact(name)) {
+        Py_DECREF(code);
+        return name;  /* NULL (an error) or None */
+    }
+    /* Python code ran: the slot may have been refilled meanwhile; ours replaces it either way. */
+    SiteSlot old = sites[at];
+    sites[at].code = (PyObject *)code;  /* our reference */
+    sites[at].globals = Py_NewRef(globals);
+    sites[at].lasti = lasti;
+    sites[at].name = Py_NewRef(name);
+    Py_XDECREF(old.code);
+    Py_XDECREF(old.globals);
+    Py_XDECREF(old.name);
+    return name;
+}
+
+/* factory(*args, name=name, **kwargs) */
+static PyObject *
+call_named(PyObject *factory, PyObject *args, PyObject *kwargs, PyObject *name)
+{
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (kwargs == NULL || PyDict_GET_SIZE(kwargs) == 0) {
+        PyObject *small[8];
+        PyObject **stack = nargs < 8 ? small : PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            stack[i] = PyTuple_GET_ITEM(args, i);
+        }
+        stack[nargs] = name;
+        PyObject *result = PyObject_Vectorcall(factory, stack, nargs, kwnames_name);
+        if (stack != small) {
+            PyMem_Free(stack);
+        }
+        return result;
+    }
+    PyObject *named = PyDict_Copy(kwargs);
+    if (named == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (PyDict_SetItem(named, str_name_kw, name) == 0) {
+        result = PyObject_Call(factory, args, named);
+    }
+    Py_DECREF(named);
+    return result;
+}
+
+static PyObject *
+standin_call(PyObject *cls, PyObject *args, PyObject *kwargs)
+{
+    PyObject *own = ((PyTypeObject *)cls)->tp_dict;
+    PyObject *tt_name = own != NULL ? PyDict_GetItemWithError(own, str_tt_name) : NULL;  /* borrowed */
+    PyObject *original = tt_name != NULL ? PyDict_GetItemWithError(own, str_tt_original) : NULL;
+    if (original == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyType_Type.tp_call(cls, args, kwargs);  /* a user's subclass, or not set up: as usual */
+    }
+    PyObject *globals = PyEval_GetGlobals();  /* the caller's (borrowed) */
+    PyObject *active = patch_globals != NULL ? PyDict_GetItemWithError(patch_globals, str_active) : NULL;
+    if (globals == NULL || globals == threading_globals || active != Py_True) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_Call(original, args, kwargs);
+    }
+    Py_INCREF(tt_name);
+    Py_INCREF(original);
+    PyObject *result = NULL;
+    PyFrameObject *frame = PyEval_GetFrame();  /* borrowed */
+    int named = kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0 ? PyDict_Contains(kwargs, str_name_kw) : 0;
+    PyObject *name = NULL;
+    if (named < 0 || frame == NULL) {
+        goto done;
+    }
+    if (!named) {
+        name = site_name(frame, globals);
+        if (name == NULL) {
+            goto done;
+        }
+        if (name == Py_None) {  /* patching decides (logging's locks), the whole call */
+            result = PyObject_CallFunctionObjArgs(hook_dispatch, tt_name, original, (PyObject *)frame,
+                                                  args, kwargs != NULL ? kwargs : Py_None, NULL);
+            goto done;
+        }
+    }
+    PyObject *factory = PyDict_GetItemWithError(factories, tt_name);  /* borrowed */
+    if (factory == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_RuntimeError, "tracedthreading: no factory for %R", tt_name);
+        }
+        goto done;
+    }
+    Py_INCREF(factory);
+    result = named ? PyObject_Call(factory, args, kwargs) : call_named(factory, args, kwargs, name);
+    Py_DECREF(factory);
+done:
+    Py_XDECREF(name);
+    Py_DECREF(tt_name);
+    Py_DECREF(original);
+    return result;
+}
+
+static PyTypeObject StandinMetaType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracedthreading._speedups.StandinMeta",
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_TYPE_SUBCLASS,
+    .tp_doc = "Base metaclass of patching's class stand-ins: their construction, in C.",
+    .tp_call = standin_call,
+};
+
+/* _set_standins(patching_globals, threading_globals, factories, site_name_of, dispatch) */
+static PyObject *
+module_set_standins(PyObject *module, PyObject *args)
+{
+    PyObject *patching, *threading, *current, *site_name_of, *slow;
+    if (!PyArg_ParseTuple(args, "O!O!O!OO:_set_standins", &PyDict_Type, &patching, &PyDict_Type, &threading,
+                          &PyDict_Type, &current, &site_name_of, &slow)) {
+        return NULL;
+    }
+    Py_XSETREF(patch_globals, Py_NewRef(patching));
+    Py_XSETREF(threading_globals, Py_NewRef(threading));
+    Py_XSETREF(factories, Py_NewRef(current));
+    Py_XSETREF(hook_site_name, Py_NewRef(site_name_of));
+    Py_XSETREF(hook_dispatch, Py_NewRef(slow));
+    Py_RETURN_NONE;
+}
+
 /* -- the module ---------------------------------------------------------------------------------- */
 
 static PyObject *
@@ -1468,6 +1913,32 @@ module_live(PyObject *module, PyObject *unused)
         }
     }
     return out;
+}
+
+/* _fast_classes(Lock, RLock): the public classes (Python subclasses of the types here) are built by
+   tlock_vectorcall. */
+static PyObject *
+module_fast_classes(PyObject *module, PyObject *args)
+{
+    PyObject *lock, *rlock;
+    if (!PyArg_ParseTuple(args, "O!O!:_fast_classes", &PyType_Type, &lock, &PyType_Type, &rlock)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)lock, &LockType) || !PyType_IsSubtype((PyTypeObject *)rlock, &RLockType)
+        || ((PyTypeObject *)lock)->tp_init != LockType.tp_init || ((PyTypeObject *)rlock)->tp_init != RLockType.tp_init) {
+        PyErr_SetString(PyExc_TypeError, "_fast_classes: the classes must subclass Lock and RLock, keeping __init__");
+        return NULL;
+    }
+    ((PyTypeObject *)lock)->tp_vectorcall = tlock_vectorcall;
+    ((PyTypeObject *)rlock)->tp_vectorcall = tlock_vectorcall;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+module_names_changed(PyObject *module, PyObject *unused)
+{
+    forget_last_name();
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1557,6 +2028,11 @@ static PyMethodDef module_methods[] = {
     {"_set_caps", module_set_caps, METH_VARARGS, "held_long_threshold (seconds, inf: none) and tracing, for new locks."},
     {"lookup", module_lookup, METH_O, "The live C lock registered under a key, or None."},
     {"live", module_live, METH_NOARGS, "Every live C lock that was ever taken (a new list)."},
+    {"_fast_classes", module_fast_classes, METH_VARARGS, "Build these Lock and RLock classes by vectorcall."},
+    {"_set_standins", module_set_standins, METH_VARARGS,
+     "patching's globals, threading's globals, the factories, and patching's site-name and dispatch hooks."},
+    {"names_changed", module_names_changed, METH_NOARGS,
+     "A name's statistics were replaced, removed or reset, or its maximum grew: forget the one cached."},
     {NULL},
 };
 
@@ -1576,8 +2052,21 @@ PyInit__speedups(void)
     str_acquire = PyUnicode_InternFromString("acquire");
     str_name = PyUnicode_InternFromString("__name__");
     str_hold_max = PyUnicode_InternFromString("hold_max");
+    str_tally = PyUnicode_InternFromString("tally");
+    str_tt_name = PyUnicode_InternFromString("_tt_name");
+    str_tt_original = PyUnicode_InternFromString("_tt_original");
+    str_active = PyUnicode_InternFromString("_active");
+    str_name_kw = PyUnicode_InternFromString("name");
+    if (!str_tt_name || !str_tt_original || !str_active || !str_name_kw) {
+        return NULL;
+    }
+    kwnames_name = PyTuple_Pack(1, str_name_kw);
+    if (kwnames_name == NULL) {
+        return NULL;
+    }
+    StandinMetaType.tp_base = &PyType_Type;
     zero = PyLong_FromLong(0);
-    if (!str_hold_max || !zero) {
+    if (!str_hold_max || !str_tally || !zero) {
         return NULL;
     }
     str_lock = PyUnicode_InternFromString("lock");
@@ -1594,15 +2083,19 @@ PyInit__speedups(void)
     if (validate_factory == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0) {
+    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0 || PyType_Ready(&TallyType) < 0
+        || PyType_Ready(&StandinMetaType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Lock", (PyObject *)&LockType) < 0
-        || PyModule_AddObjectRef(module, "RLock", (PyObject *)&RLockType) < 0) {
+    if (PyModule_AddIntConstant(module, "API", SPEEDUPS_API) < 0
+        || PyModule_AddObjectRef(module, "Lock", (PyObject *)&LockType) < 0
+        || PyModule_AddObjectRef(module, "RLock", (PyObject *)&RLockType) < 0
+        || PyModule_AddObjectRef(module, "Tally", (PyObject *)&TallyType) < 0
+        || PyModule_AddObjectRef(module, "StandinMeta", (PyObject *)&StandinMetaType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

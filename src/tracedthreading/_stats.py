@@ -78,6 +78,14 @@ _over: dict[tuple[str, str], tuple[Any, ...] | None] = {}
 _since_sweep = 0  # dead primitives folded since _over was last looked through
 #: A new key for a primitive (keys start at 1; one counter for the C and the pure-Python primitives).
 next_key = _speedups.next_key if _speedups is not None else itertools.count(1).__next__
+_Tally = _speedups.Tally if _speedups is not None else None
+
+
+def names_changed() -> None:
+    """A name's statistics were replaced, removed or reset, or its maximum grew: the C hot path forgets
+    the name it caches (see ``last_name`` in _speedups.c). Also before a reference count is read."""
+    if _speedups is not None:
+        _speedups.names_changed()
 
 
 class Counters:
@@ -169,17 +177,22 @@ class NameStats:
     occasionally be lost: it only feeds percentiles. Counts and totals are per instance, exact.
     """
 
-    __slots__ = ("hist", "hold_max", "samples")
+    __slots__ = ("hist", "hold_max", "samples", "tally")
 
     def __init__(self) -> None:
         self.hist = new_hist()
         self.hold_max = 0.0  # seconds
         self.samples = 0
+        # Where the name's dead C locks add up until a drain folds them (see _speedups.c).
+        self.tally = _Tally() if _Tally is not None else None
 
     def clear(self) -> None:
         self.hist[:] = [0] * len(self.hist)  # in place: live locks keep adding to this list
         self.hold_max = 0.0
         self.samples = 0
+        if self.tally is not None:
+            self.tally.take()  # what the name's dead locks added since the last drain goes too
+        names_changed()
 
 
 def name_stats(name: str | None, module: str | None, line: int, kind: str) -> NameStats:
@@ -243,7 +256,13 @@ def retire_lock(record: tuple[Any, ...]) -> None:
 
 
 def _fold_lock(record: tuple[Any, ...], live_sync: Any) -> None:
-    _key, name, module, line, kind, held, completed, hold_total, rare, reentries = record
+    """Fold one dead lock's record, or (its first field a Tally) what a name's dead C locks added up."""
+    key, name, module, line, kind, held, completed, hold_total, rare, reentries = record
+    deaths = 1
+    if key.__class__ is _Tally:
+        deaths, completed, hold_total, reentries = key.take()
+        if not deaths:  # taken already (a reset)
+            return
     ident = (name if name is not None else f"{module}:{line}", kind)
     folded = _folded.get(ident)
     if folded is None:
@@ -255,7 +274,7 @@ def _fold_lock(record: tuple[Any, ...], live_sync: Any) -> None:
     folded.acquisitions += completed + held
     folded.reentries += reentries
     folded.hold_total += int(hold_total)
-    _instances[ident] = _instances.get(ident, 0) + 1
+    _instances[ident] = _instances.get(ident, 0) + deaths
 
 
 def _refs_in(table: dict[Any, Any], key: Any) -> int:
@@ -273,6 +292,7 @@ def _name_live(ident: tuple[str, str], ns_ident: tuple[Any, ...] | None, live_sy
     """Whether a primitive of this name is alive: a Lock/RLock holds its name's NameStats; another
     primitive has a registry entry carrying its name (``live_sync()`` gathers them, once per drain)."""
     if ns_ident is not None:
+        names_changed()  # the C hot path's cached name holds references of its own
         return _refs_in(_name_stats, ns_ident) > _UNUSED
     return ident in live_sync()
 
@@ -303,6 +323,7 @@ def _into_other(kind: str, ns_ident: tuple[Any, ...] | None) -> Counters:
         return other
     shared = _name_stats.pop(ns_ident, None)
     if shared is not None:  # None: this name folded already (its other dead locks, in this drain)
+        names_changed()
         _folded_names[kind] += 1
         other.hold_max = max(other.hold_max, int(shared.hold_max * 1e9))
         if any(shared.hist):

@@ -42,7 +42,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from tracedthreading import _events, _factories, _logpatch, _primitives
+from tracedthreading import _cext, _events, _factories, _logpatch, _primitives
 
 __all__ = ["is_patched", "patch", "patched", "unpatch"]
 
@@ -100,7 +100,38 @@ _site_names: dict[tuple[str, int], Any] = {}
 _SITE_NAMES_MAX = 4096
 
 
-class _FactoryClass(type):
+def _site_name_of(frame: Any) -> str | None:
+    """The name of what ``frame``'s current line creates, for the C stand-ins to cache by code object and
+    instruction; None where it depends on more than the line (logging's handler and module locks)."""
+    module = frame.f_globals.get("__name__", "?")
+    if _logpatch.site_name(module, frame) is not None:
+        return None
+    site = (module, frame.f_lineno)
+    site_name = _site_names.get(site)
+    if site_name is None:
+        if len(_site_names) >= _SITE_NAMES_MAX:
+            _site_names.clear()
+        site_name = _site_names[site] = "%s:%d" % site
+    return site_name  # type: ignore[no-any-return]
+
+
+def _dispatch_from_c(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+    """A C stand-in's call that :func:`_site_name_of` left to Python (its kwargs: the caller's, or None)."""
+    return _dispatch(name, original, frame, args, {} if kwargs is None else dict(kwargs))
+
+
+def _standin_call(cls: Any, *args: Any, **kwargs: Any) -> Any:
+    """Construction through a class stand-in: what ``_speedups.StandinMeta`` does in C, in Python."""
+    if cls._tt_standin is not cls:  # a user's subclass: built as usual
+        return type.__call__(cls, *args, **kwargs)
+    return _dispatch(cls._tt_name, cls._tt_original, _getframe(1), args, kwargs)
+
+
+# The C metaclass builds the stand-ins' primitives in C (see _speedups.c); without it, _standin_call does.
+_MetaBase: type = _cext.speedups.StandinMeta if _cext.speedups is not None else type
+
+
+class _FactoryClass(_MetaBase):  # type: ignore[valid-type,misc]
     """Metaclass of the stand-ins for Condition, Semaphore, ... : subclasses of the stdlib classes.
 
     A wrapt proxy would shadow ``__init__``/``__enter__``/``__repr__`` (``BoundedSemaphore.__init__`` calls
@@ -111,10 +142,8 @@ class _FactoryClass(type):
     _tt_original: type
     _tt_standin: type  # the stand-in itself: its subclasses inherit it, so they can tell they are not
 
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls._tt_standin is not cls:  # a user's subclass: built as usual
-            return super().__call__(*args, **kwargs)
-        return _dispatch(cls._tt_name, cls._tt_original, _getframe(1), args, kwargs)
+    if _MetaBase is type:
+        __call__ = _standin_call
 
     def __instancecheck__(cls, obj: Any) -> bool:
         if cls._tt_standin is not cls:
@@ -201,6 +230,8 @@ def _original_of(factory: Any) -> Any:
 
 
 _current = _factories.current  # filled by the package once it is initialised: read at call time only
+if _cext.speedups is not None:
+    _cext.speedups._set_standins(globals(), _THREADING_GLOBALS, _current, _site_name_of, _dispatch_from_c)
 # Filled by _make_all() on the first patch(): stand-in by id of its original, original by id of its
 # stand-in, stand-in by its own id.
 _FACTORIES: dict[int, Any] = {}
