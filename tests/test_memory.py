@@ -20,6 +20,13 @@ CHURN = 20_000
 LIMIT = 512 * 1024
 
 
+@pytest.fixture(autouse=True)
+def _no_garbage_from_other_tests() -> None:
+    """These tests count dead primitives: those earlier tests left for the collector die first."""
+    gc.collect()
+    tracedthreading.reset()
+
+
 def _churn(outer: tracedthreading.Lock, count: int) -> None:
     """Create ``count`` locks, each acquired while holding ``outer`` (a new order edge), and drop them."""
     for _ in range(count):

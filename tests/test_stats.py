@@ -208,6 +208,51 @@ def test_semaphore_event_barrier_timer_statistics() -> None:
     assert t.kind == "timer" and t.acquisitions == 1 and t.wait_total >= 0.0 and t.hold_total > 0.0
 
 
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore_tries_from_many_threads_are_counted_exactly(kind: str) -> None:
+    """8 threads try a Semaphore(3) 2,000 times each (a try that gets a permit gives it back): every
+    try is counted, as an acquisition or as a failure, exactly; those of a dropped semaphore too; a
+    reset in between starts the counts from zero."""
+    import gc
+
+    def hammer(semaphore: tracedthreading.Semaphore, got: list[int]) -> None:
+        for _ in range(2_000):
+            if semaphore.acquire(timeout=0):
+                got.append(1)
+                semaphore.release()
+
+    def run(name: str) -> int:
+        semaphore = getattr(tracedthreading, kind)(3, name=name)
+        got: list[int] = []
+        threads = [std.Thread(target=hammer, args=(semaphore, got)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not any(thread.is_alive() for thread in threads)
+        row = tracedthreading.snapshot().lock(name, semaphore._kind)
+        assert (row.acquisitions, row.failures) == (len(got), 16_000 - len(got))
+        return len(got)
+
+    run("pool")
+    tracedthreading.reset()
+    got = run("pool")  # the same name, after a reset: only the second run's tries
+    gc.collect()
+    dropped = run("dropped")
+    gc.collect()
+    row = tracedthreading.snapshot().lock("dropped", kind.lower())
+    assert (row.instances, row.acquisitions, row.failures) == (1, dropped, 16_000 - dropped)
+    assert got > 0
+    live = getattr(tracedthreading, kind)(1, name="live")
+    for _ in range(5):
+        assert live.acquire(False) and not live.acquire(timeout=0)
+        live.release()
+    tracedthreading.reset()  # a live semaphore's counts start again from zero
+    assert live.acquire(False) and not live.acquire(False)
+    row = tracedthreading.snapshot().lock("live", live._kind)
+    assert (row.acquisitions, row.failures) == (1, 1)
+
+
 def test_snapshot_roundtrip_and_compare(tmp_path: object) -> None:
     """Snapshot.dump/load keep every field; compare_to reports what was added."""
     lock = tracedthreading.Lock(name="x")

@@ -9,6 +9,7 @@ updated under the stats lock: these calls already cost microseconds, so exactnes
 from __future__ import annotations
 
 import _thread
+import itertools
 import threading as _std
 import weakref
 from time import perf_counter_ns as _clock
@@ -26,6 +27,7 @@ _RLock = _primitives.RLock
 _stats_lock = _stats.lock
 _get_ident = _thread.get_ident
 _std_condition_init = _std.Condition.__init__
+_std_semaphore_acquire = _std.Semaphore.acquire
 _deque = _std._deque  # the deque threading's Condition keeps its waiters in
 _serial_lock = _thread.RLock()
 _blocking_sites: set[tuple[str, str]] = set()
@@ -37,19 +39,30 @@ class _Entry(weakref.ref):  # type: ignore[type-arg]
     when the primitive dies, hands its counters to the folding queue. Primitives that never record
     (most Futures' Conditions) have no entry and no finalizer at all."""
 
-    __slots__ = ("counters", "key")
+    __slots__ = ("counters", "key", "tickers")
 
-    def __new__(cls, primitive: Any, counters: _stats.Counters, key: int) -> _Entry:
+    def __new__(cls, primitive: Any, counters: _stats.Counters, key: int, tickers: Any = None) -> _Entry:
         return super().__new__(cls, primitive, _retire_entry)
 
-    def __init__(self, primitive: Any, counters: _stats.Counters, key: int) -> None:
+    def __init__(self, primitive: Any, counters: _stats.Counters, key: int, tickers: Any = None) -> None:
         super().__init__(primitive, _retire_entry)
         self.counters = counters
         self.key = key
+        self.tickers = tickers  # a Semaphore's (takes, misses) counts, added to its counters as it dies
 
 
 def _retire_entry(entry: _Entry) -> None:
+    if entry.tickers is not None:
+        takes, misses = entry.tickers
+        entry.counters.acquisitions += _ticks(takes)
+        entry.counters.failures += _ticks(misses)
     _stats.retire(entry.counters, entry.key)  # never blocks, never raises: safe wherever it died
+
+
+def _ticks(count: itertools.count[int]) -> int:
+    """How many times an ``itertools.count()`` ticked, read without ticking it (from its repr,
+    ``count(N)``): a count is an exact counter that needs no lock, as each tick is one C call."""
+    return int(repr(count)[6:-1])
 
 
 class _Measured(_Traced):
@@ -226,29 +239,62 @@ class Semaphore(_Measured, _std.Semaphore):
     """A traced ``threading.Semaphore``: acquisitions, waits and timeouts."""
 
     _kind = "semaphore"
+    _std_release = _std.Semaphore.release  # the stdlib twin's (BoundedSemaphore's checks the bound)
+    # Tries that got a permit, and tries that found none, are counted by itertools counts (``_take()``
+    # and ``_miss()`` tick them: exact without the stats lock, whose ``with`` would cost more than the
+    # stdlib's own acquire; every ThreadPoolExecutor.submit tries its idle semaphore). The counters
+    # show them added (see _tt_counters and _retire_entry).
+    __slots__ = ("_miss", "_misses", "_take", "_takes")
 
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         super().__init__(value)
         self._init_traced(name, 1)
+        self._takes = takes = itertools.count()
+        self._take = takes.__next__
+        self._misses = misses = itertools.count()
+        self._miss = misses.__next__
+
+    def _counts(self) -> _stats.Counters:
+        c = self._c
+        if c is None:
+            self._key = key = _stats.next_key()
+            c = self._c = _stats.Counters(self.trace_name, self._kind)
+            _stats._live[key] = _Entry(self, c, key, (self._takes, self._misses))
+        return c
+
+    def _tt_counters(self) -> _stats.Counters:
+        counters = super()._tt_counters()
+        counters.acquisitions += _ticks(self._takes)
+        counters.failures += _ticks(self._misses)
+        return counters
+
+    def _tt_reset(self) -> None:
+        with _stats.lock:
+            c = self._c
+            if c is not None:  # zeroed: what the counts ticked so far is taken off
+                c.__init__(c.name, c.kind)
+                c.acquisitions = -_ticks(self._takes)
+                c.failures = -_ticks(self._misses)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Decrement the counter, waiting (up to ``timeout``) while it is zero; like the stdlib."""
         if not blocking and timeout is not None:
             msg = "can't specify timeout for non-blocking acquire"
             raise ValueError(msg)
-        if _std.Semaphore.acquire(self, False):
-            with _stats_lock:  # inline: every ThreadPoolExecutor.submit tries its idle semaphore
-                counters = self._c
-                if counters is None:
-                    counters = self._counts()
-                counters.acquisitions += 1
+        if _std_semaphore_acquire(self, False):
+            if self._c is None:  # its first record: registered (the count is ticked below)
+                with _stats_lock:
+                    self._counts()
+            self._take()
             if _CONFIG.order_semaphores:
                 self._order_push(observe=bool(blocking))  # a try cannot deadlock: no edge into it
             return True
         # A try (non-blocking, or timeout <= 0, which the stdlib answers without waiting) found no permit.
         if not blocking or (isinstance(timeout, (int, float)) and timeout <= 0):
-            with _stats.lock:
-                self._counts().failures += 1  # a try (non-blocking or timeout=0) that found no permit
+            if self._c is None:
+                with _stats_lock:
+                    self._counts()
+            self._miss()
             return False
         start = _clock()
         got = _std.Semaphore.acquire(self, True, timeout)
@@ -267,7 +313,7 @@ class Semaphore(_Measured, _std.Semaphore):
 
     def release(self, n: int = 1) -> None:
         """Increment the counter by ``n`` and wake waiters (``ValueError`` for n < 1, as the stdlib)."""
-        super().release(n)
+        self._std_release(n)
         if _CONFIG.order_semaphores:
             self._order_pop(n)
 
@@ -314,6 +360,7 @@ class BoundedSemaphore(Semaphore, _std.BoundedSemaphore):
     """A traced ``threading.BoundedSemaphore``: ``ValueError`` when released too many times."""
 
     _kind = "boundedsemaphore"
+    _std_release = _std.BoundedSemaphore.release
 
     def __repr__(self) -> str:
         return f"{self._repr_at()}: value={self._value}/{self._initial_value}>"  # type: ignore[attr-defined]
