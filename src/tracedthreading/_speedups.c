@@ -1804,21 +1804,20 @@ standin_call(PyObject *cls, PyObject *args, PyObject *kwargs)
         }
         return PyType_Type.tp_call(cls, args, kwargs);  /* a user's subclass, or not set up: as usual */
     }
-    PyObject *globals = PyEval_GetGlobals();  /* the caller's (borrowed) */
-    PyObject *active = patch_globals != NULL ? PyDict_GetItemWithError(patch_globals, str_active) : NULL;
-    if (globals == NULL || globals == threading_globals || active != Py_True) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return PyObject_Call(original, args, kwargs);
-    }
     Py_INCREF(tt_name);
     Py_INCREF(original);
-    PyObject *result = NULL;
+    PyObject *result = NULL, *name = NULL;
+    PyObject *globals = PyEval_GetGlobals();  /* the caller's (borrowed) */
     PyFrameObject *frame = PyEval_GetFrame();  /* borrowed */
+    PyObject *active = patch_globals != NULL ? PyDict_GetItemWithError(patch_globals, str_active) : NULL;
+    if (globals == NULL || frame == NULL || globals == threading_globals || active != Py_True) {
+        if (!PyErr_Occurred()) {  /* threading itself (or no Python caller, or the patch is off): raw */
+            result = PyObject_Call(original, args, kwargs);
+        }
+        goto done;
+    }
     int named = kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0 ? PyDict_Contains(kwargs, str_name_kw) : 0;
-    PyObject *name = NULL;
-    if (named < 0 || frame == NULL) {
+    if (named < 0) {
         goto done;
     }
     if (!named) {
