@@ -389,7 +389,7 @@ static PyTypeObject TallyType = {
     .tp_new = tally_new,
 };
 
-static int
+static void
 set_name_stats(TLock *self, PyObject *shared, PyObject *hist, PyObject *tally)
 {
     if (tally != NULL && !Py_IS_TYPE(tally, &TallyType)) {
@@ -401,7 +401,6 @@ set_name_stats(TLock *self, PyObject *shared, PyObject *hist, PyObject *tally)
     Py_XSETREF(self->tally, tally);
     Py_INCREF(shared);
     Py_XSETREF(self->ns, shared);
-    return 0;
 }
 
 static void

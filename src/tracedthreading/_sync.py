@@ -86,8 +86,12 @@ class _Measured(_Traced):
         if c is None:
             self._key = key = _stats.next_key()
             c = self._c = _stats.Counters(self.trace_name, self._kind)
-            _stats._live[key] = _Entry(self, c, key)
+            _stats._live[key] = _Entry(self, c, key, self._tickers())
         return c
+
+    def _tickers(self) -> Any:
+        """Counts kept outside the counters, that its registry entry adds as it dies (a Semaphore's)."""
+        return None
 
     def _tt_counters(self) -> _stats.Counters:
         counters = _stats.Counters(self.trace_name, self._kind)
@@ -254,13 +258,8 @@ class Semaphore(_Measured, _std.Semaphore):
         self._misses = misses = itertools.count()
         self._miss = misses.__next__
 
-    def _counts(self) -> _stats.Counters:
-        c = self._c
-        if c is None:
-            self._key = key = _stats.next_key()
-            c = self._c = _stats.Counters(self.trace_name, self._kind)
-            _stats._live[key] = _Entry(self, c, key, (self._takes, self._misses))
-        return c
+    def _tickers(self) -> tuple[itertools.count[int], itertools.count[int]]:
+        return self._takes, self._misses
 
     def _tt_counters(self) -> _stats.Counters:
         counters = super()._tt_counters()
@@ -269,10 +268,10 @@ class Semaphore(_Measured, _std.Semaphore):
         return counters
 
     def _tt_reset(self) -> None:
-        with _stats.lock:
+        with _stats.lock:  # re-entrant: the zeroing below and the base's are one step
+            super()._tt_reset()
             c = self._c
-            if c is not None:  # zeroed: what the counts ticked so far is taken off
-                c.__init__(c.name, c.kind)
+            if c is not None:  # what the counts ticked so far is taken off
                 c.acquisitions = -_ticks(self._takes)
                 c.failures = -_ticks(self._misses)
 
@@ -297,7 +296,7 @@ class Semaphore(_Measured, _std.Semaphore):
             self._miss()
             return False
         start = _clock()
-        got = _std.Semaphore.acquire(self, True, timeout)
+        got = _std_semaphore_acquire(self, True, timeout)
         end = _clock()
         waited = end - start
         self._record(waited, ok=got)

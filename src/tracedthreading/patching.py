@@ -79,12 +79,7 @@ def _dispatch(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwarg
     if caller_globals is _THREADING_GLOBALS or not _active:
         return original(*args, **kwargs)
     if "name" not in kwargs:
-        site = (caller_globals.get("__name__", "?"), frame.f_lineno)
-        site_name = _site_names.get(site)
-        if site_name is None:
-            if len(_site_names) >= _SITE_NAMES_MAX:
-                _site_names.clear()
-            site_name = _site_names[site] = _logpatch.site_name(site[0], frame) or "%s:%d" % site
+        site_name = _site_entry(frame)
         if site_name is _logpatch.HANDLER:  # Handler.createLock: named after the handler
             site_name = _logpatch.handler_lock_name(frame)
         elif site_name is _logpatch.MODULE_LOCK:  # logging imported under the patch: its module lock
@@ -100,19 +95,22 @@ _site_names: dict[tuple[str, int], Any] = {}
 _SITE_NAMES_MAX = 4096
 
 
-def _site_name_of(frame: Any) -> str | None:
-    """The name of what ``frame``'s current line creates, for the C stand-ins to cache by code object and
-    instruction; None where it depends on more than the line (logging's handler and module locks)."""
-    module = frame.f_globals.get("__name__", "?")
-    if _logpatch.site_name(module, frame) is not None:
-        return None
-    site = (module, frame.f_lineno)
+def _site_entry(frame: Any) -> Any:
+    """``module:line`` of ``frame``'s current line, or logging's marker for it (see _logpatch), cached."""
+    site = (frame.f_globals.get("__name__", "?"), frame.f_lineno)
     site_name = _site_names.get(site)
     if site_name is None:
         if len(_site_names) >= _SITE_NAMES_MAX:
             _site_names.clear()
-        site_name = _site_names[site] = "%s:%d" % site
-    return site_name  # type: ignore[no-any-return]
+        site_name = _site_names[site] = _logpatch.site_name(site[0], frame) or "%s:%d" % site
+    return site_name
+
+
+def _site_name_of(frame: Any) -> str | None:
+    """The name of what ``frame``'s current line creates, for the C stand-ins to cache by code object and
+    instruction; None where it depends on more than the line (logging's handler and module locks)."""
+    site_name = _site_entry(frame)
+    return site_name if site_name.__class__ is str else None
 
 
 def _dispatch_from_c(name: str, original: Any, frame: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
